@@ -1,0 +1,45 @@
+"""Durable replay: what a step produced is written down at once, so a retried or resumed task does not ask the LLM
+again nor repeat a side effect. Storage is any path object with `open`, `exists` and `parent.mkdir` (pathlib.Path,
+Airflow's ObjectStoragePath for local files, S3 and the rest), or nothing for an in-memory journal."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+
+class Journal:
+    def __init__(self, path: Any | None = None):
+        self.path = path
+        self.entries: dict[str, dict[str, Any]] = {}
+        if path is not None and path.exists():
+            with path.open("r") as fh:
+                self.entries = json.load(fh).get("steps", {})
+
+    def get(self, step: int) -> dict[str, Any]:
+        return self.entries.get(str(step), {})
+
+    def record(self, step: int, **values: Any) -> None:
+        self.entries.setdefault(str(step), {}).update(values)
+        self._flush()
+
+    def _flush(self) -> None:
+        if self.path is None:
+            return
+        blob = json.dumps({"version": 1, "steps": self.entries}, default=str)
+        parent = getattr(self.path, "parent", None)
+        if parent is not None:
+            parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(self.path, os.PathLike) and type(self.path).__module__.startswith("pathlib"):
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            tmp.write_text(blob)
+            os.replace(tmp, self.path)  # atomic on a local file system
+        else:
+            with self.path.open("w") as fh:  # object stores write an object in one put
+                fh.write(blob)
+
+    def clear(self) -> None:
+        self.entries = {}
+        if self.path is not None and self.path.exists():
+            self.path.unlink()

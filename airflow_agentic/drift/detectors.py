@@ -1,0 +1,347 @@
+"""``detect_drift``: compare a batch with a ReferenceProfile and return one DriftReport.
+
+Input rules (never silent; everything below shows up in the report):
+
+* a profiled column missing from the batch -> ``DriftInputError`` naming it (and a similarly named new column);
+* an empty batch -> ``DriftInputError``;
+* NaN/None are counted in ``nulls_cur``, +-inf in ``nonfinite_cur``; both are excluded from the statistics;
+* a column with no usable value (all null) -> not tested (``test="none"``), ``flagged=True`` and a warning;
+* a numeric reference column that arrives as strings -> numeric coercion; values that do not parse are counted
+  in ``unparsable_cur`` (and excluded) with a warning; if nothing parses -> ``DriftInputError`` naming the column;
+* categorical: categories not in the reference count as their own category (listed in ``unseen_categories``);
+  when the profile merged rare categories into ``"__other__"``, unknown batch categories go there too.
+
+Numeric columns use two-sample KS (== scipy.stats.ks_2samp) with Wasserstein-1 / reference IQR as effect;
+categorical columns use chi-squared on the 2 x K table (== scipy.stats.chi2_contingency) with PSI as effect.
+p-values are corrected across the feature columns ("bh" Benjamini-Hochberg, "bonferroni", "none"); prediction and
+label tests are not part of that family and use ``alpha`` directly.
+"""
+
+from __future__ import annotations
+
+import difflib
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from airflow_agentic.drift import stats
+from airflow_agentic.drift.profile import (
+    OTHER_CATEGORY,
+    PREDICTION_COLUMN,
+    ColumnProfile,
+    ReferenceProfile,
+    category_keys,
+)
+from airflow_agentic.drift.report import ColumnDrift, DriftReport
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+BACKENDS = ("builtin", "alibi", "evidently")
+
+
+class DriftInputError(ValueError):
+    """The batch cannot be compared with the profile (missing column, empty batch, unparsable column)."""
+
+    def __init__(self, message: str, column: str | None = None, suggestion: str | None = None):
+        super().__init__(message)
+        self.column = column
+        self.suggestion = suggestion
+
+
+# --------------------------------------------------------------------------- preparing one column
+class PreparedColumn:
+    """The batch side of one column, cleaned: sorted finite values (numeric) or category counts."""
+
+    __slots__ = ("name", "profile", "values", "counts", "nulls", "nonfinite", "unparsable", "unseen", "warnings")
+
+    def __init__(self, name: str, profile: ColumnProfile):
+        self.name = name
+        self.profile = profile
+        self.values: np.ndarray | None = None
+        self.counts: dict[str, int] | None = None
+        self.nulls = 0
+        self.nonfinite = 0
+        self.unparsable = 0
+        self.unseen: list[str] = []
+        self.warnings: list[str] = []
+
+    @property
+    def n_used(self) -> int:
+        if self.values is not None:
+            return int(len(self.values))
+        return int(sum((self.counts or {}).values()))
+
+
+def _numeric_array(name: str, series: Any, prepared: PreparedColumn) -> np.ndarray:
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return series.to_numpy(dtype=np.float64, na_value=np.nan)
+    if pd.api.types.is_datetime64_any_dtype(series.dtype):
+        from airflow_agentic.drift.profile import numeric_values
+
+        return numeric_values(series)
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        return series.to_numpy(dtype=np.float64, na_value=np.nan)
+    present = series.notna().to_numpy()
+    coerced = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    unparsable = int((present & np.isnan(coerced)).sum())
+    # "nan"/"inf" strings parse to NaN/inf: they count as null/non-finite, not as unparsable
+    if unparsable:
+        text = series[present & np.isnan(coerced)].astype(str).str.strip().str.lower()
+        literal_nan = int(text.isin(["nan", "none", "null", ""]).sum())
+        unparsable -= literal_nan
+    if int(present.sum()) > 0 and unparsable == int(present.sum()):
+        raise DriftInputError(
+            f"column {name!r} is numeric in the reference profile but none of its {unparsable} values in the batch "
+            f"parse as numbers (batch dtype {series.dtype})", column=name)
+    if unparsable:
+        prepared.unparsable = unparsable
+        prepared.warnings.append(f"{name}: {unparsable} value(s) not parsable as numbers, excluded "
+                                 f"(batch dtype {series.dtype}, reference dtype {prepared.profile.dtype})")
+    return coerced
+
+
+def prepare_column(name: str, profile: ColumnProfile, series: Any) -> PreparedColumn:
+    prepared = PreparedColumn(name, profile)
+    if profile.kind == "numeric":
+        values = _numeric_array(name, series, prepared)
+        nan_mask = np.isnan(values)
+        finite_mask = np.isfinite(values)
+        prepared.nulls = int(nan_mask.sum()) - prepared.unparsable
+        prepared.nonfinite = int(len(values) - nan_mask.sum() - finite_mask.sum())
+        finite = values[finite_mask] if prepared.nulls or prepared.nonfinite or prepared.unparsable else values
+        prepared.values = np.sort(finite)
+        if prepared.nonfinite:
+            prepared.warnings.append(f"{name}: {prepared.nonfinite} infinite value(s) excluded from the statistics")
+    else:
+        keys = category_keys(series)
+        prepared.nulls = int(len(series) - len(keys))
+        counts = {str(k): int(v) for k, v in keys.value_counts().items()}
+        known = profile.categories or {}
+        unseen = [k for k in counts if k not in known]
+        if unseen and profile.lumped:
+            counts[OTHER_CATEGORY] = counts.get(OTHER_CATEGORY, 0) + sum(counts.pop(k) for k in unseen)
+            prepared.warnings.append(f"{name}: {len(unseen)} unknown categor(ies) counted as {OTHER_CATEGORY!r}")
+        elif unseen:
+            prepared.unseen = sorted(unseen)[:20]
+            prepared.warnings.append(f"{name}: {len(unseen)} categor(ies) not in the reference: "
+                                     f"{', '.join(sorted(unseen)[:5])}{'...' if len(unseen) > 5 else ''}")
+        prepared.counts = counts
+    return prepared
+
+
+# --------------------------------------------------------------------------- the builtin tests
+def _effect_scale(profile: ColumnProfile) -> float:
+    values = profile.sorted_values
+    if values is None or len(values) == 0:
+        return 1.0
+    q1, q3 = np.quantile(values, [0.25, 0.75])
+    scale = float(q3 - q1)
+    if scale <= 0:
+        scale = float(np.std(values))
+    return scale if scale > 0 else 1.0
+
+
+def _untested(prepared: PreparedColumn, reason: str) -> ColumnDrift:
+    profile = prepared.profile
+    return ColumnDrift(
+        column=prepared.name, kind=profile.kind, test="none", statistic=None, p_value=None, p_adjusted=None,
+        drifted=False, effect=None, n_ref=_n_ref(profile), n_cur=prepared.n_used, nulls_cur=prepared.nulls,
+        nonfinite_cur=prepared.nonfinite, unparsable_cur=prepared.unparsable, flagged=True,
+        warnings=prepared.warnings + [f"{prepared.name}: {reason}; not tested"],
+    )
+
+
+def _n_ref(profile: ColumnProfile) -> int:
+    return profile.n_finite if profile.kind == "numeric" else int(sum((profile.categories or {}).values()))
+
+
+def _numeric_statistics(prepared: PreparedColumn) -> tuple[float, float]:
+    return stats.ks_wasserstein_sorted(prepared.profile.sorted_values, prepared.values)
+
+
+def builtin_column_tests(prepared: list[PreparedColumn], *, ks_method: str = "auto",
+                         threads: int | None = None) -> list[ColumnDrift]:
+    """Run KS / chi-squared for every prepared column; p_adjusted and drifted are filled in later."""
+    results: dict[int, ColumnDrift] = {}
+    numeric = []
+    for i, col in enumerate(prepared):
+        if col.n_used == 0:
+            results[i] = _untested(col, "no usable value in the batch (all null / non-finite)")
+        elif _n_ref(col.profile) == 0:
+            results[i] = _untested(col, "no usable value in the reference")
+        elif col.profile.kind == "numeric":
+            numeric.append(i)
+        else:
+            ref_counts = col.profile.categories or {}
+            test = stats.chi2_counts(ref_counts, col.counts or {})
+            psi = stats.psi_counts(ref_counts, col.counts or {})
+            results[i] = ColumnDrift(
+                column=col.name, kind="categorical", test="chi2", statistic=test.statistic, p_value=test.p_value,
+                p_adjusted=None, drifted=False, effect=psi, n_ref=_n_ref(col.profile), n_cur=col.n_used,
+                nulls_cur=col.nulls, nonfinite_cur=0, psi=psi, unseen_categories=col.unseen, warnings=col.warnings)
+    if numeric:
+        # sorting and merging release the GIL: columns run in parallel threads
+        workers = threads or min(4, len(numeric))
+        if workers > 1 and len(numeric) > 1:
+            with ThreadPoolExecutor(workers) as pool:
+                dw = list(pool.map(lambda i: _numeric_statistics(prepared[i]), numeric))
+        else:
+            dw = [_numeric_statistics(prepared[i]) for i in numeric]
+        n1 = np.array([prepared[i].profile.n_finite for i in numeric])
+        n2 = np.array([prepared[i].n_used for i in numeric])
+        d = np.array([x[0] for x in dw])
+        method = ks_method
+        if method == "auto":
+            small = np.maximum(n1, n2) <= stats.MAX_AUTO_N
+        else:
+            small = np.full(len(numeric), method == "exact")
+        p = np.empty(len(numeric))
+        if (~small).any():
+            p[~small] = stats.ks_pvalues_asymp(d[~small], n1[~small], n2[~small])
+        for j in np.flatnonzero(small):
+            d[j], p[j] = stats.ks_pvalue(float(d[j]), int(n1[j]), int(n2[j]), "exact")
+        for j, i in enumerate(numeric):
+            col = prepared[i]
+            w1 = dw[j][1]
+            warnings = list(col.warnings)
+            if not col.profile.exact:
+                warnings.append(f"{col.name}: reference is a quantile sketch; KS statistic within "
+                                f"{col.profile.cdf_error_bound:.2g} of the exact value")
+            results[i] = ColumnDrift(
+                column=col.name, kind="numeric", test="ks", statistic=float(d[j]), p_value=float(p[j]),
+                p_adjusted=None, drifted=False, effect=w1 / _effect_scale(col.profile), n_ref=int(n1[j]),
+                n_cur=int(n2[j]), nulls_cur=col.nulls, nonfinite_cur=col.nonfinite, unparsable_cur=col.unparsable,
+                wasserstein=w1, warnings=warnings)
+    return [results[i] for i in range(len(prepared))]
+
+
+def apply_correction(columns: list[ColumnDrift], alpha: float, correction: str) -> None:
+    tested = [c for c in columns if c.p_value is not None]
+    adjusted = stats.adjust_pvalues([c.p_value for c in tested], correction)
+    for col, p in zip(tested, adjusted):
+        col.p_adjusted = float(p)
+        col.drifted = bool(p < alpha)
+
+
+# --------------------------------------------------------------------------- entry point
+def _check_columns(profile: ReferenceProfile, batch: pd.DataFrame, columns: Sequence[str]) -> None:
+    missing_profile = [c for c in columns if c not in profile.columns]
+    if missing_profile:
+        raise DriftInputError(f"column(s) {missing_profile} are not in the reference profile "
+                              f"(profiled: {sorted(profile.columns)[:20]})", column=missing_profile[0])
+    present = {str(c) for c in batch.columns}
+    missing = [c for c in columns if c not in present]
+    if missing:
+        new = sorted(present - set(profile.columns))
+        name = missing[0]
+        guess = difflib.get_close_matches(name, new, n=1, cutoff=0.6)
+        if not guess:
+            lowered = {c.lower().replace("-", "_").replace(" ", "_"): c for c in new}
+            key = name.lower().replace("-", "_").replace(" ", "_")
+            guess = [lowered[key]] if key in lowered else []
+        if not guess:
+            guess = [c for c in new if c.lower().startswith(name.lower()) or name.lower().startswith(c.lower())][:1]
+        hint = f"; did it get renamed to {guess[0]!r}?" if guess else ""
+        raise DriftInputError(f"column {name!r} from the reference profile is missing from the batch{hint}"
+                              + (f" (also missing: {missing[1:]})" if len(missing) > 1 else ""),
+                              column=name, suggestion=guess[0] if guess else None)
+
+
+def _single_test(name: str, profile: ColumnProfile, values: Any, alpha: float) -> ColumnDrift:
+    import pandas as pd
+
+    prepared = prepare_column(name, profile, pd.Series(np.asarray(values) if not isinstance(values, pd.Series)
+                                                       else values))
+    [result] = builtin_column_tests([prepared], threads=1)
+    if result.p_value is not None:
+        result.p_adjusted = result.p_value
+        result.drifted = bool(result.p_value < alpha)
+    return result
+
+
+def detect_drift(
+    profile: ReferenceProfile,
+    batch: pd.DataFrame,
+    *,
+    columns: Sequence[str] | None = None,
+    alpha: float = 0.05,
+    correction: str = "bh",
+    backend: str = "builtin",
+    prediction: Any = None,
+    labels: Any = None,
+    multivariate: str | None = None,
+    multivariate_options: dict[str, Any] | None = None,
+    performance: dict[str, Any] | None = None,
+    ks_method: str = "auto",
+) -> DriftReport:
+    """Compare ``batch`` with ``profile``. Reads only the two.
+
+    ``prediction``: model outputs on the batch (compared with the profile's ``"__prediction__"`` column);
+    ``labels``: true labels (compared with the profile's ``target`` column); ``multivariate``: "mmd" or
+    "classifier" (uses the profile's row sample); ``performance``: a PerformanceMonitor.report() dict to attach.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+    if correction not in ("bh", "bonferroni", "none"):
+        raise ValueError(f"unknown correction {correction!r}; choose bh, bonferroni or none")
+    if batch is None or len(batch) == 0 or len(batch.columns) == 0:
+        raise DriftInputError("the batch is empty: nothing to compare with the reference")
+    names = list(columns) if columns is not None else profile.feature_columns
+    _check_columns(profile, batch, names)
+    batch = batch.rename(columns=lambda c: str(c))
+
+    prepared = [prepare_column(name, profile.columns[name], batch[name]) for name in names]
+    warnings: list[str] = []
+    if backend == "builtin":
+        results = builtin_column_tests(prepared, ks_method=ks_method)
+        apply_correction(results, alpha, correction)
+    else:
+        from airflow_agentic.drift import backends
+
+        results = backends.run_backend(backend, profile, prepared, alpha=alpha, correction=correction)
+        warnings.append(backends.BACKEND_NOTES[backend])
+    for col in results:
+        warnings.extend(col.warnings)
+
+    prediction_result = None
+    if prediction is not None:
+        if profile.prediction is None:
+            raise DriftInputError("predictions given but the profile has no reference predictions "
+                                  f"({PREDICTION_COLUMN!r}); build it with from_frame(..., predictions=...)",
+                                  column=PREDICTION_COLUMN)
+        pred = np.asarray(prediction)
+        if pred.ndim == 2:
+            pred = pred[:, -1]
+        prediction_result = _single_test(PREDICTION_COLUMN, profile.prediction, pred, alpha)
+        warnings.extend(prediction_result.warnings)
+
+    label_result = None
+    if labels is not None:
+        if not profile.target or profile.target not in profile.columns:
+            raise DriftInputError("labels given but the profile has no target column; build it with "
+                                  "from_frame(..., target=...)")
+        label_result = _single_test(profile.target, profile.columns[profile.target], labels, alpha)
+        warnings.extend(label_result.warnings)
+
+    multi = None
+    if multivariate:
+        from airflow_agentic.drift.multivariate import multivariate_test
+
+        multi = multivariate_test(profile, batch, method=multivariate, alpha=alpha, **(multivariate_options or {}))
+        warnings.extend(multi.get("warnings", []))
+
+    tested = [c for c in results if c.p_value is not None]
+    drifted = [c for c in tested if c.drifted]
+    score = len(drifted) / len(tested) if tested else 0.0
+    max_effect = max((c.effect for c in drifted if c.effect is not None), default=None)
+    detected = bool(drifted) or bool(multi and multi.get("drifted")) or bool(
+        prediction_result and prediction_result.drifted) or bool(performance and performance.get("change_detected"))
+    return DriftReport(
+        detected=detected, score=float(score), alpha=alpha, correction=correction, backend=backend,
+        columns=results, n_ref=profile.n_rows, n_cur=int(len(batch)), max_effect=max_effect, multivariate=multi,
+        prediction=prediction_result, label=label_result, performance=performance, warnings=warnings,
+    )

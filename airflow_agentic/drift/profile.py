@@ -1,0 +1,347 @@
+"""Reference profile: everything drift detection needs from the training data, nothing more.
+
+A profile keeps, per column, the sorted finite values (numeric) or the category counts (categorical). Detection
+then reads only the profile and the new batch: the reference side is sorted once, here, and never again.
+
+Columns larger than ``max_exact`` keep a quantile sketch instead of every value: the order statistics at ``k``
+evenly spaced ranks (``k = max_exact``, the first and last rank included, so min/max stay exact). For any ``x``
+the sketch ECDF ``F_s(x) = #(sketch <= x) / k`` and the true ECDF ``F(x)`` satisfy
+
+    |F_s(x) - F(x)| <= 1 / (k - 1) + 1 / n      (``ColumnProfile.cdf_error_bound``)
+
+so a KS statistic computed from the sketch is within that bound of the exact one. Wasserstein-1 from the sketch is
+within ``(max - min) / (k - 1)`` of the exact one. p-values always use the true ``n``.
+
+Storage is a single ``.npz`` file: one ``__meta__`` entry (UTF-8 JSON, as bytes) plus one float64 array per
+numeric column. It loads with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+PREDICTION_COLUMN = "__prediction__"
+OTHER_CATEGORY = "__other__"
+DEFAULT_MAX_EXACT = 200_000
+FORMAT_VERSION = 1
+
+
+@dataclass
+class ColumnProfile:
+    name: str
+    kind: str  # "numeric" | "categorical"
+    dtype: str
+    n: int  # non-null count (numeric: finite values + infinities)
+    nulls: int = 0
+    nonfinite: int = 0
+    min: float | None = None
+    max: float | None = None
+    sorted_values: np.ndarray | None = None
+    categories: dict[str, int] | None = None
+    exact: bool = True
+    n_finite: int = 0  # number of finite values summarised by sorted_values (== len(sorted_values) when exact)
+    lumped: bool = False  # categories beyond max_categories were merged into OTHER_CATEGORY
+
+    @property
+    def cdf_error_bound(self) -> float:
+        """Max |ECDF(sorted_values) - ECDF(true reference)|: 0 when exact, else 1/(k-1) + 1/n."""
+        if self.exact or self.sorted_values is None:
+            return 0.0
+        k = len(self.sorted_values)
+        return 1.0 / (k - 1) + 1.0 / max(self.n_finite, 1)
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "dtype": self.dtype, "n": self.n, "nulls": self.nulls}
+        if self.kind == "numeric":
+            out.update(nonfinite=self.nonfinite, min=self.min, max=self.max, exact=self.exact)
+            if self.sorted_values is not None and len(self.sorted_values):
+                q = np.quantile(self.sorted_values, [0.25, 0.5, 0.75])
+                out.update(p25=float(q[0]), median=float(q[1]), p75=float(q[2]),
+                           mean=float(np.mean(self.sorted_values)))
+        else:
+            cats = self.categories or {}
+            top = sorted(cats.items(), key=lambda kv: -kv[1])[:10]
+            out.update(n_categories=len(cats), top=dict(top), lumped=self.lumped)
+        return out
+
+
+def category_keys(values: Any) -> Any:
+    """Map non-null values to the string keys used for category counts (same rule for reference and batch).
+
+    Integral floats become ints first so that ``3`` and ``3.0`` (an int column that gained NaNs) share the key "3".
+    Returns a pandas Series of str.
+    """
+    import pandas as pd
+
+    s = pd.Series(values)
+    s = s[s.notna()]
+    if pd.api.types.is_bool_dtype(s.dtype):
+        return s.astype(bool).astype(str)
+    if pd.api.types.is_numeric_dtype(s.dtype):
+        arr = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        if len(arr) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+            return pd.Series(arr.astype(np.int64), index=s.index).astype(str)
+    return s.astype(str)
+
+
+def sketch_sorted(sorted_values: np.ndarray, k: int) -> np.ndarray:
+    """Order statistics at k evenly spaced ranks (first and last included)."""
+    n = len(sorted_values)
+    if n <= k:
+        return sorted_values
+    ranks = np.round(np.linspace(0, n - 1, k)).astype(np.int64)
+    return sorted_values[ranks]
+
+
+def _is_categorical_dtype(dtype: Any) -> bool:
+    import pandas as pd
+
+    return bool(
+        pd.api.types.is_bool_dtype(dtype)
+        or pd.api.types.is_object_dtype(dtype)
+        or pd.api.types.is_string_dtype(dtype)
+        or isinstance(dtype, pd.CategoricalDtype)
+    )
+
+
+def numeric_values(series: Any) -> np.ndarray:
+    """float64 view of a numeric (or datetime: epoch seconds) column, nulls as NaN."""
+    import pandas as pd
+
+    if pd.api.types.is_datetime64_any_dtype(series.dtype):
+        out = series.astype("int64").to_numpy(dtype=np.float64) / 1e9
+        out[series.isna().to_numpy()] = np.nan
+        return out
+    return series.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def profile_numeric(name: str, dtype: str, values: np.ndarray, max_exact: int = DEFAULT_MAX_EXACT) -> ColumnProfile:
+    values = np.asarray(values, dtype=np.float64)
+    nan_mask = np.isnan(values)
+    nulls = int(nan_mask.sum())
+    finite = values[np.isfinite(values)]
+    nonfinite = int(len(values) - nulls - len(finite))
+    finite = np.sort(finite, kind="stable")
+    exact = len(finite) <= max_exact
+    stored = finite if exact else sketch_sorted(finite, max_exact)
+    return ColumnProfile(
+        name=name, kind="numeric", dtype=dtype, n=int(len(values) - nulls), nulls=nulls, nonfinite=nonfinite,
+        min=float(finite[0]) if len(finite) else None, max=float(finite[-1]) if len(finite) else None,
+        sorted_values=np.ascontiguousarray(stored), exact=exact, n_finite=int(len(finite)),
+    )
+
+
+def profile_categorical(name: str, dtype: str, series: Any, max_categories: int | None = None) -> ColumnProfile:
+    keys = category_keys(series)
+    counts = keys.value_counts()
+    cats = {str(k): int(v) for k, v in counts.items()}
+    lumped = False
+    if max_categories is not None and len(cats) > max_categories:
+        top = sorted(cats.items(), key=lambda kv: -kv[1])[: max_categories - 1]
+        rest = sum(cats.values()) - sum(v for _, v in top)
+        cats = dict(top)
+        cats[OTHER_CATEGORY] = cats.get(OTHER_CATEGORY, 0) + rest
+        lumped = True
+    n = int(len(keys))
+    return ColumnProfile(name=name, kind="categorical", dtype=dtype, n=n, nulls=int(len(series) - n),
+                         categories=cats, lumped=lumped)
+
+
+@dataclass
+class ReferenceProfile:
+    columns: dict[str, ColumnProfile] = field(default_factory=dict)
+    n_rows: int = 0
+    target: str | None = None
+    created_at: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    # a random row sample of the numeric feature columns (NaN kept), for the multivariate tests
+    sample: np.ndarray | None = None
+    sample_columns: list[str] = field(default_factory=list)
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def from_frame(
+        cls,
+        df: pd.DataFrame,
+        *,
+        categorical: list[str] | None = None,
+        exclude: list[str] | tuple[str, ...] = (),
+        target: str | None = None,
+        max_categories: int = 50,
+        predictions: Any = None,
+        max_exact: int = DEFAULT_MAX_EXACT,
+        metadata: dict[str, Any] | None = None,
+        sample_rows: int = 2000,
+        seed: int = 0,
+    ) -> ReferenceProfile:
+        """Profile a pandas DataFrame.
+
+        object/string/category/bool columns are categorical; numeric columns are numeric unless listed in
+        ``categorical`` (allowed for integer-valued columns with at most ``max_categories`` distinct values).
+        String-like categorical columns with more than ``max_categories`` distinct values keep the most frequent
+        ``max_categories - 1`` and merge the rest into ``"__other__"``. ``predictions`` (model outputs on the
+        reference rows: 1-D labels/scores, or 2-D probabilities whose last column is kept) is stored under
+        ``"__prediction__"``. ``target`` names the label column (profiled like the others, used for label drift).
+        ``sample_rows`` random rows of the numeric feature columns are kept for the multivariate tests.
+        """
+        import datetime as _dt
+
+        import pandas as pd
+
+        declared = set(categorical or ())
+        missing = [c for c in declared | set(exclude) | ({target} if target else set()) if c not in df.columns]
+        if missing:
+            raise KeyError(f"columns not in frame: {sorted(missing)}")
+        cols: dict[str, ColumnProfile] = {}
+        for name in df.columns:
+            if name in exclude:
+                continue
+            series = df[name]
+            key = str(name)
+            dtype = str(series.dtype)
+            if name in declared:
+                if not _is_categorical_dtype(series.dtype):
+                    distinct = series.dropna().nunique()
+                    if distinct > max_categories:
+                        raise ValueError(f"column {key!r} declared categorical has {distinct} distinct values "
+                                         f"(> max_categories={max_categories})")
+                cols[key] = profile_categorical(key, dtype, series, None)
+            elif _is_categorical_dtype(series.dtype):
+                cols[key] = profile_categorical(key, dtype, series, max_categories)
+            elif pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_datetime64_any_dtype(series.dtype):
+                cols[key] = profile_numeric(key, dtype, numeric_values(series), max_exact)
+            else:
+                cols[key] = profile_categorical(key, dtype, series, max_categories)
+        if predictions is not None:
+            cols[PREDICTION_COLUMN] = profile_predictions(predictions, max_exact=max_exact)
+        sample_columns = [c for c, p in cols.items() if p.kind == "numeric" and c != PREDICTION_COLUMN and c != target]
+        sample = None
+        if sample_rows and sample_columns and len(df):
+            rng = np.random.default_rng(seed)
+            rows = rng.choice(len(df), size=min(sample_rows, len(df)), replace=False)
+            sample = np.column_stack([numeric_values(df[c].iloc[rows]) for c in sample_columns])
+        return cls(columns=cols, n_rows=int(len(df)), target=target,
+                   created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(), metadata=dict(metadata or {}),
+                   sample=sample, sample_columns=sample_columns)
+
+    def with_predictions(self, predictions: Any, *, max_exact: int = DEFAULT_MAX_EXACT) -> ReferenceProfile:
+        self.columns[PREDICTION_COLUMN] = profile_predictions(predictions, max_exact=max_exact)
+        return self
+
+    # ------------------------------------------------------------------ views
+    @property
+    def feature_columns(self) -> list[str]:
+        return [c for c in self.columns if c != PREDICTION_COLUMN and c != self.target]
+
+    @property
+    def prediction(self) -> ColumnProfile | None:
+        return self.columns.get(PREDICTION_COLUMN)
+
+    def schema(self) -> dict[str, str]:
+        return {name: col.dtype for name, col in self.columns.items()}
+
+    def to_summary(self) -> dict[str, Any]:
+        return {
+            "n_rows": self.n_rows, "target": self.target, "created_at": self.created_at,
+            "n_columns": len(self.columns), "columns": {n: c.summary() for n, c in self.columns.items()},
+        }
+
+    def reference_values(self, name: str) -> np.ndarray:
+        """Raw-like reference data for backends that need it: the sorted finite values (numeric; the sketch when
+        not exact), or the categories repeated by their counts (categorical, as str)."""
+        col = self.columns[name]
+        if col.kind == "numeric":
+            return col.sorted_values if col.sorted_values is not None else np.empty(0)
+        cats = col.categories or {}
+        return np.repeat(np.array(list(cats.keys()), dtype=object), list(cats.values()))
+
+    # ------------------------------------------------------------------ storage
+    def _meta(self) -> dict[str, Any]:
+        cols = []
+        for i, (name, c) in enumerate(self.columns.items()):
+            cols.append({
+                "name": name, "kind": c.kind, "dtype": c.dtype, "n": c.n, "nulls": c.nulls,
+                "nonfinite": c.nonfinite, "min": c.min, "max": c.max, "categories": c.categories,
+                "exact": c.exact, "n_finite": c.n_finite, "lumped": c.lumped,
+                "values_key": f"v{i}" if c.sorted_values is not None else None,
+            })
+        return {"format": "airflow-agentic-reference-profile", "version": FORMAT_VERSION, "n_rows": self.n_rows,
+                "target": self.target, "created_at": self.created_at, "metadata": self.metadata, "columns": cols,
+                "sample_columns": self.sample_columns}
+
+    def to_bytes(self) -> bytes:
+        meta = self._meta()
+        arrays = {"__meta__": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)}
+        for spec, col in zip(meta["columns"], self.columns.values()):
+            if spec["values_key"]:
+                arrays[spec["values_key"]] = np.asarray(col.sorted_values, dtype=np.float64)
+        if self.sample is not None:
+            arrays["__sample__"] = np.asarray(self.sample, dtype=np.float64)
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ReferenceProfile:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            meta = json.loads(bytes(npz["__meta__"]).decode("utf-8"))
+            if meta.get("format") != "airflow-agentic-reference-profile":
+                raise ValueError("not a reference profile")
+            cols: dict[str, ColumnProfile] = {}
+            for spec in meta["columns"]:
+                values = npz[spec["values_key"]] if spec["values_key"] else None
+                cols[spec["name"]] = ColumnProfile(
+                    name=spec["name"], kind=spec["kind"], dtype=spec["dtype"], n=spec["n"], nulls=spec["nulls"],
+                    nonfinite=spec["nonfinite"], min=spec["min"], max=spec["max"], sorted_values=values,
+                    categories=spec["categories"], exact=spec["exact"], n_finite=spec["n_finite"],
+                    lumped=spec.get("lumped", False),
+                )
+            sample = npz["__sample__"] if "__sample__" in npz.files else None
+        return cls(columns=cols, n_rows=meta["n_rows"], target=meta["target"], created_at=meta["created_at"],
+                   metadata=meta.get("metadata") or {}, sample=sample, sample_columns=meta.get("sample_columns") or [])
+
+    def save(self, path: Any) -> None:
+        """Write one .npz file to a str path or anything with ``.open("wb")`` (pathlib, ObjectStoragePath, UPath)."""
+        data = self.to_bytes()
+        if isinstance(path, str):
+            with open(path, "wb") as fh:
+                fh.write(data)
+        else:
+            with path.open("wb") as fh:
+                fh.write(data)
+
+    @classmethod
+    def load(cls, path: Any) -> ReferenceProfile:
+        if isinstance(path, str):
+            with open(path, "rb") as fh:
+                data = fh.read()
+        else:
+            with path.open("rb") as fh:
+                data = fh.read()
+        return cls.from_bytes(data)
+
+
+def profile_predictions(predictions: Any, *, max_exact: int = DEFAULT_MAX_EXACT) -> ColumnProfile:
+    """Profile model outputs: float scores/probabilities -> numeric; labels (int/str/bool) -> categorical."""
+    import pandas as pd
+
+    arr = np.asarray(predictions)
+    if arr.ndim == 2:
+        arr = arr[:, -1]
+    series = pd.Series(arr)
+    if pd.api.types.is_float_dtype(series.dtype):
+        return profile_numeric(PREDICTION_COLUMN, str(series.dtype), numeric_values(series), max_exact)
+    return profile_categorical(PREDICTION_COLUMN, str(series.dtype), series, None)
+
+
+def _finite_or_none(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else x

@@ -1,0 +1,73 @@
+"""Provider metadata. Airflow calls this on every CLI start: it imports nothing."""
+
+from __future__ import annotations
+
+
+def get_provider_info() -> dict:
+    return {
+        "package-name": "airflow-provider-agentic",
+        "name": "Agentic MLOps",
+        "description": "Self-driving ML flywheel for Airflow 3: data steward, drift monitoring, HPO, deployment "
+        "and rollback as agents that plan with an LLM or offline rules, under guardrails and human approval.",
+        "versions": ["0.1.0"],
+        "connection-types": [
+            {
+                "connection-type": "agentic_llm",
+                "hook-class-name": "airflow_agentic.hooks.llm.AgenticLLMHook",
+                "hook-name": "Agentic LLM (OpenAI-compatible)",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "login"],
+                    "relabeling": {"host": "Base URL", "password": "API key"},
+                    "placeholders": {
+                        "host": "https://api.openai.com/v1 (or http://localhost:11434/v1 for Ollama)",
+                        "password": "sk-... (leave empty for local servers)",
+                    },
+                },
+                "conn-fields": {
+                    "model": {
+                        "label": "Model",
+                        "description": "Model name as the endpoint knows it, e.g. gpt-4o-mini, llama3.1:8b",
+                        "schema": {"type": ["string", "null"], "default": "gpt-4o-mini"},
+                    },
+                    "temperature": {
+                        "label": "Temperature",
+                        "description": "Sampling temperature; 0 keeps decisions repeatable",
+                        "schema": {"type": ["number", "null"], "default": 0, "minimum": 0, "maximum": 2},
+                    },
+                    "timeout": {
+                        "label": "Timeout (seconds)",
+                        "description": "Per request",
+                        "schema": {"type": ["number", "null"], "default": 60, "minimum": 1},
+                    },
+                    "max_retries": {
+                        "label": "Max retries",
+                        "description": "On 429, 5xx, connection errors and time-outs (Retry-After is honoured)",
+                        "schema": {"type": ["integer", "null"], "default": 3, "minimum": 0, "maximum": 10},
+                    },
+                },
+            }
+        ],
+        "hooks": [{"integration-name": "Agentic LLM", "python-modules": ["airflow_agentic.hooks.llm"]}],
+        "operators": [{"integration-name": "Agentic LLM", "python-modules": ["airflow_agentic.operators.agent"]}],
+        "config": {
+            "agentic": {
+                "description": "airflow-agentic settings",
+                "options": {
+                    "llm_conn_id": {
+                        "description": "Default agentic_llm connection for agents; empty uses the rule planner.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "agentic_llm_default",
+                        "default": "",
+                    },
+                    "journal_path": {
+                        "description": "Durable-replay journals (an ObjectStoragePath URL).",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "s3://my-bucket/agentic/journal",
+                        "default": "",
+                    },
+                },
+            }
+        },
+    }

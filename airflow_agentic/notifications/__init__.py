@@ -1,0 +1,1 @@
+"""Airflow notifications of airflow-agentic (imported by Airflow: nothing heavy here)."""

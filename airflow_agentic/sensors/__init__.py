@@ -1,0 +1,1 @@
+"""Airflow sensors of airflow-agentic (imported by Airflow: nothing heavy here)."""

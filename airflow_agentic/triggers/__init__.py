@@ -1,0 +1,1 @@
+"""Airflow triggers of airflow-agentic (imported by Airflow: nothing heavy here)."""

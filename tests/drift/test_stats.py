@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.stats as st
+
+from airflow_agentic.drift import stats
+
+SIZES = [(1, 3), (5, 7), (10, 10), (30, 50), (100, 80), (1000, 1200), (9000, 10001), (20000, 15000)]
+
+
+@pytest.mark.parametrize("n1,n2", SIZES)
+@pytest.mark.parametrize("ties", [False, True])
+def test_ks_and_wasserstein_equal_scipy(n1, n2, ties):
+    rng = np.random.default_rng(n1 * 31 + n2)
+    a = rng.normal(size=n1)
+    b = rng.normal(0.1, 1.1, size=n2)
+    if ties:
+        a, b = np.round(a, 1), np.round(b, 1)
+    methods = ["auto", "asymp"] + (["exact"] if max(n1, n2) <= 2000 else [])
+    for method in methods:
+        ref = st.ks_2samp(a, b, method=method)
+        ours = stats.ks_2samp(a, b, method=method)
+        assert abs(ref.statistic - ours.statistic) <= 1e-9
+        assert abs(ref.pvalue - ours.p_value) <= 1e-9
+    assert abs(st.wasserstein_distance(a, b) - stats.wasserstein(a, b)) <= 1e-9
+
+
+def test_ks_identical_and_disjoint():
+    a = np.arange(50.0)
+    assert stats.ks_2samp(a, a).statistic == 0
+    r = stats.ks_2samp(a, a + 100)
+    assert r.statistic == 1.0 and r.p_value == pytest.approx(st.ks_2samp(a, a + 100).pvalue, abs=1e-12)
+
+
+def test_vectorised_asymp_pvalues():
+    d = np.array([0.01, 0.02, 0.1])
+    n1 = np.array([20000, 30000, 50000])
+    n2 = np.array([25000, 30000, 12000])
+    got = stats.ks_pvalues_asymp(d, n1, n2)
+    for j in range(3):
+        assert got[j] == pytest.approx(stats.ks_pvalue(d[j], int(n1[j]), int(n2[j]), "asymp")[1], abs=1e-12)
+
+
+@pytest.mark.parametrize("table", [
+    [[10, 20], [5, 25]], [[10, 20, 30], [5, 25, 40]], [[100, 0, 3], [90, 7, 1]], [[1, 2], [1, 2]],
+    [[500, 480], [470, 530]],
+])
+def test_chi2_equal_scipy(table):
+    t = np.asarray(table, dtype=float)
+    ref = st.chi2_contingency(t)
+    ours = stats.chi2_table(t)
+    assert abs(ref[0] - ours.statistic) <= 1e-9 and abs(ref[1] - ours.p_value) <= 1e-9 and ref[2] == ours.dof
+
+
+def test_chi2_counts_unseen_category_is_own_column():
+    ref = {"a": 50, "b": 50}
+    cur = {"a": 40, "b": 40, "new": 20}
+    ours = stats.chi2_counts(ref, cur)
+    scipy_res = st.chi2_contingency([[50, 50, 0], [40, 40, 20]])
+    assert ours.statistic == pytest.approx(scipy_res[0], abs=1e-9) and ours.dof == 2
+    assert stats.chi2_counts({"a": 3}, {"a": 9}).p_value == 1.0  # one category: nothing to test
+
+
+def test_psi_epsilon_and_zero():
+    assert stats.psi_counts({"a": 10, "b": 10}, {"a": 10, "b": 10}) == 0
+    value = stats.psi_counts({"a": 10, "b": 10}, {"a": 20})  # empty bin -> epsilon, finite
+    assert np.isfinite(value) and value > 1
+    x = np.sort(np.random.default_rng(0).normal(size=5000))
+    assert stats.psi_sorted(x, x) == 0
+    assert stats.psi_sorted(x, np.sort(x + 1)) > 0.5
+
+
+def test_corrections():
+    p = np.array([0.01, 0.04, 0.03, 0.005, np.nan])
+    bonf = stats.adjust_pvalues(p, "bonferroni")
+    np.testing.assert_allclose(bonf[:4], np.minimum(p[:4] * 4, 1))
+    assert np.isnan(bonf[4])
+    bh = stats.adjust_pvalues(p, "bh")
+    # reference values (statsmodels multipletests fdr_bh)
+    np.testing.assert_allclose(bh[:4], [0.02, 0.04, 0.04, 0.02])
+    np.testing.assert_allclose(stats.adjust_pvalues(p, "none")[:4], p[:4])
+    with pytest.raises(ValueError):
+        stats.adjust_pvalues(p, "holm-ish")
