@@ -47,8 +47,29 @@ def get_provider_info() -> dict:
                 },
             }
         ],
-        "hooks": [{"integration-name": "Agentic LLM", "python-modules": ["airflow_agentic.hooks.llm"]}],
-        "operators": [{"integration-name": "Agentic LLM", "python-modules": ["airflow_agentic.operators.agent"]}],
+        "integrations": [
+            {"integration-name": "Agentic LLM", "external-doc-url": "https://platform.openai.com/docs/api-reference",
+             "tags": ["ai"]},
+            {"integration-name": "Agentic drift monitoring", "external-doc-url": "https://airflow.apache.org/",
+             "tags": ["ml"]},
+            {"integration-name": "Agentic data steward", "external-doc-url": "https://greatexpectations.io/",
+             "tags": ["ml"]},
+        ],
+        "hooks": [
+            {"integration-name": "Agentic LLM", "python-modules": ["airflow_agentic.hooks.llm"]},
+        ],
+        "operators": [
+            {"integration-name": "Agentic LLM", "python-modules": ["airflow_agentic.operators.agent"]},
+            {"integration-name": "Agentic drift monitoring", "python-modules": ["airflow_agentic.operators.monitoring"]},
+        ],
+        "sensors": [
+            {"integration-name": "Agentic drift monitoring", "python-modules": ["airflow_agentic.sensors.drift"]},
+        ],
+        "triggers": [
+            {"integration-name": "Agentic drift monitoring",
+             "python-modules": ["airflow_agentic.triggers.drift", "airflow_agentic.triggers.drift_event"]},
+        ],
+        "notifications": ["airflow_agentic.notifications.webhook.WebhookNotifier"],
         "config": {
             "agentic": {
                 "description": "airflow-agentic settings",

@@ -24,16 +24,17 @@ class LabelStudioHook(BaseHook):
     conn_type = "labelstudio"
     hook_name = "Label Studio"
 
-    def __init__(self, labelstudio_conn_id: str = default_conn_name, *, timeout: float = 30.0, **kwargs: Any) -> None:
+    def __init__(self, labelstudio_conn_id: str = default_conn_name, *, timeout: float | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.labelstudio_conn_id = labelstudio_conn_id
-        self.timeout = timeout
+        self._timeout = timeout
         self._client: LabelStudioClient | None = None
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         return {
-            "hidden_fields": ["schema", "port", "login", "extra"],
+            "hidden_fields": ["schema", "port", "login"],
             "relabeling": {"host": "Label Studio URL", "password": "API token"},
             "placeholders": {"host": "http://localhost:8080", "password": "legacy token or personal access token"},
         }
@@ -48,6 +49,13 @@ class LabelStudioHook(BaseHook):
             raise ValueError(f"connection {self.labelstudio_conn_id!r} needs host (Label Studio URL) and password "
                              "(API token)")
         return base_url.rstrip("/"), token
+
+    @property
+    def timeout(self) -> float:
+        """Seconds per request: the argument, else the connection's ``timeout`` extra, else 30."""
+        if self._timeout is None:
+            self._timeout = float(self.get_connection(self.labelstudio_conn_id).extra_dejson.get("timeout") or 30.0)
+        return self._timeout
 
     def get_conn(self) -> LabelStudioClient:
         """The project/task/annotation client for this connection."""

@@ -64,7 +64,7 @@ def test_operator_on_local_files(airflow_db, steward_files):
     assert extra["counts"] == counts and extra["outputs"]["clean"] == str(out / "clean.parquet")
 
 
-def test_broken_file_fails_clearly_and_writes_nothing(airflow_db, steward_files, caplog):
+def test_broken_file_fails_clearly_and_writes_nothing(airflow_db, steward_files, caplog, capsys):
     out = steward_files["root"] / "out-broken"
     dag = load_dag("agentic_test_steward")
     dr = dag.test(run_conf={"source": str(steward_files["broken"]), "output": str(out),
@@ -72,7 +72,8 @@ def test_broken_file_fails_clearly_and_writes_nothing(airflow_db, steward_files,
     assert dr.state == "failed" and _state(dr) == "failed"
     assert not out.exists()
     assert _asset_events(dr) == []
-    assert "broken.parquet" in caplog.text and "truncated Parquet" in caplog.text
+    logged = caplog.text + capsys.readouterr().out
+    assert "Data Steward cannot read" in logged and "broken.parquet: truncated Parquet" in logged
 
 
 def test_operator_on_s3(airflow_db, steward_files, s3_server):

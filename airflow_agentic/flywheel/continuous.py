@@ -1,0 +1,279 @@
+"""Continuous learning, one turn from fresh data: Data Steward -> annotation check -> training (warm-started from
+the champion) -> deployment gate -> promotion or not, with the decision trace of the whole turn. Also the batch
+inference + evidence step of the monitoring DAG. No Airflow: ``operators/continuous.py`` is the thin shell, the demo
+calls these functions directly for the first champion.
+
+Every step reuses the agents and functions the other parts use: ``flywheel.turn.steward_rows`` (the Data Steward
+agent loop), ``models.training.train_best`` (the training agent, registers ``challenger``),
+``models.gate.gate_from_registry`` and ``models.registry.ModelRegistry.promote`` (aliases champion / previous).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FAMILIES = ("logistic_regression", "hist_gradient_boosting")
+# Accuracy, so the holdout score doubles as the champion's expected accuracy for the monitoring agent; families
+# differ in latency by design, so the latency ratio is not a reason to keep a worse model.
+DEFAULT_GATE = {"metric": "accuracy", "margin": 0.01, "max_latency_ratio": None, "min_rows": 50}
+EXPECTED_ACCURACY_TAG = "agentic.expected_accuracy"
+EXPECTED_ROWS_TAG = "agentic.expected_rows"
+PROFILE_TAG = "agentic.profile"
+
+
+@dataclass
+class ContinuousTurnResult:
+    """What one turn did and why: ``status`` is promoted | rejected | needs_annotation | no_data."""
+
+    model_name: str
+    status: str
+    champion_before: str | None = None
+    champion_after: str | None = None
+    challenger: str | None = None
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    training: dict[str, Any] = field(default_factory=dict)
+    verdict: dict[str, Any] = field(default_factory=dict)
+    promotion: dict[str, Any] | None = None
+    profile: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def promoted(self) -> bool:
+        return self.status == "promoted"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "promoted": self.promoted}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ContinuousTurnResult:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+def read_frames(locations: list[str]) -> pd.DataFrame:
+    import pandas as pd
+
+    from airflow_agentic.data import io as dio
+
+    frames = [dio.read_batch(loc) for loc in locations]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def profile_location(profile_dir: str, model_name: str, version: str) -> str:
+    return f"{profile_dir.rstrip('/')}/{model_name}-v{version}.npz"
+
+
+def champion_version(model_name: str, tracking_uri: str | None = None, alias: str = "champion") -> str | None:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(MlflowClient(tracking_uri=tracking_uri).get_model_version_by_alias(model_name, alias).version)
+    except MlflowException:
+        return None
+
+
+def _step(steps: list[dict[str, Any]], agent: str, action: str, reason: str, started: float, **data: Any) -> None:
+    steps.append({"agent": agent, "action": action, "reason": reason,
+                  "seconds": round(time.perf_counter() - started, 3), **data})
+
+
+def continuous_turn(frame: pd.DataFrame, *, target: str, model_name: str, experiment_name: str,
+                    id_column: str | None = "row_id", families: tuple[str, ...] | list[str] | None = None,
+                    n_trials: int = 6, warm_start: bool = True, holdout_fraction: float = 0.3,
+                    min_labelled_rows: int = 100, gate_policy: dict[str, Any] | None = None,
+                    tracking_uri: str | None = None, profile_dir: str | None = None, promote: bool = True,
+                    data_location: str | None = None, lineage: dict[str, str] | None = None,
+                    seed: int = 0) -> ContinuousTurnResult:
+    """One flywheel turn on ``frame`` (features, ``target`` and optionally ``id_column``)."""
+    import mlflow
+
+    from airflow_agentic.flywheel import turn as T
+    from airflow_agentic.models.dataset import Dataset
+    from airflow_agentic.models.gate import GatePolicy, gate_from_registry
+    from airflow_agentic.models.hpo import HPOConfig
+    from airflow_agentic.models.registry import ModelRegistry
+    from airflow_agentic.models.training import train_best
+
+    began = time.perf_counter()
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    lineage = dict(lineage or {})
+    result = ContinuousTurnResult(model_name=model_name, status="no_data",
+                                  champion_before=champion_version(model_name, tracking_uri))
+    steps = result.steps
+
+    # 1. Data Steward: the agent loop repairs or quarantines rows; nothing is deleted, quarantined rows sit out.
+    started = time.perf_counter()
+    if frame.empty or target not in frame.columns:
+        _step(steps, "data_steward", "stop", f"no rows or no {target!r} column", started, rows=len(frame))
+        result.seconds = round(time.perf_counter() - began, 3)
+        return result
+    features = frame.drop(columns=[target])
+    outcome = T.steward_rows(features, T.steward_profile(features, id_column), id_column=id_column)
+    clean = frame[outcome.clean].reset_index(drop=True)
+    _step(steps, "data_steward", "steward_batch", "quarantine what the rules or the agent could not repair",
+          started, rows=len(frame), clean=len(clean), quarantined=outcome.quarantined, by_reason=outcome.by_reason)
+
+    # 2. Annotation: unlabelled rows cannot train or gate. Labelling happens upstream (AnnotationOperator).
+    started = time.perf_counter()
+    labelled = clean[clean[target].notna()].reset_index(drop=True)
+    missing = len(clean) - len(labelled)
+    if len(labelled) < min_labelled_rows:
+        result.status = "needs_annotation"
+        _step(steps, "annotation", "request_labels", f"{len(labelled)} labelled rows < {min_labelled_rows}",
+              started, labelled=len(labelled), unlabelled=missing)
+        result.seconds = round(time.perf_counter() - began, 3)
+        return result
+    _step(steps, "annotation", "skip" if not missing else "drop_unlabelled",
+          "labels present" if not missing else f"{missing} unlabelled rows wait for annotation", started,
+          labelled=len(labelled), unlabelled=missing)
+
+    # 3. Training: a held-out share never seen by the search gates the challenger against the champion.
+    started = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    is_holdout = rng.random(len(labelled)) < holdout_fraction
+    drop = [c for c in (target, id_column) if c and c in labelled.columns]
+    X = labelled.drop(columns=drop)
+    y = labelled[target].astype(int) if labelled[target].dtype.kind == "f" else labelled[target]
+    X_train, y_train = X[~is_holdout].reset_index(drop=True), y[~is_holdout].reset_index(drop=True)
+    X_hold, y_hold = X[is_holdout].reset_index(drop=True), y[is_holdout].reset_index(drop=True)
+    training = train_best(Dataset(X_train, y_train, location=data_location), model_name,
+                          experiment_name=experiment_name, budget_trials=n_trials,
+                          families=tuple(families or DEFAULT_FAMILIES),
+                          hpo_config=HPOConfig(cv_folds=3, n_startup_trials=min(5, n_trials), seed=seed),
+                          data_location=data_location, dag_id=lineage.get("dag_id"), run_id=lineage.get("run_id"),
+                          drift_event_id=lineage.get("drift_event_id"), tracking_uri=tracking_uri,
+                          warm_start_from_champion=warm_start)
+    result.training = training.to_dict()
+    result.challenger = training.version
+    _step(steps, "training", "train_challenger", f"best of {training.family} by cv {training.metric}", started,
+          version=training.version, family=training.family, cv_score=round(training.cv_score, 4),
+          rows=len(X_train), warm_start=warm_start)
+
+    # 4. Deployment gate on the holdout.
+    started = time.perf_counter()
+    policy = GatePolicy.from_dict({**DEFAULT_GATE, **(gate_policy or {})})
+    verdict = gate_from_registry(model_name, X_hold, y_hold, policy=policy, tracking_uri=tracking_uri)
+    result.verdict = verdict.to_dict()
+    _step(steps, "deployment", "gate", "; ".join(verdict.reasons), started, passed=verdict.passed,
+          rows=len(X_hold), challenger_score=verdict.numbers.get("challenger_score"),
+          champion_score=verdict.numbers.get("champion_score"))
+
+    # 5. Promotion (aliases only), then what the monitoring step needs for the new champion.
+    started = time.perf_counter()
+    registry = ModelRegistry(tracking_uri)
+    client = registry.client
+    if policy.metric == "accuracy" and verdict.numbers.get("challenger_score") is not None:
+        client.set_model_version_tag(model_name, training.version, EXPECTED_ACCURACY_TAG,
+                                     f"{verdict.numbers['challenger_score']:.6f}")
+        client.set_model_version_tag(model_name, training.version, EXPECTED_ROWS_TAG, str(len(X_hold)))
+    if profile_dir:
+        from airflow_agentic.data import io as dio
+        from airflow_agentic.drift.profile import ReferenceProfile
+
+        location = profile_location(profile_dir, model_name, training.version)
+        profile = ReferenceProfile.from_frame(X_train, sample_rows=0)
+        dio.write_bytes_atomic(location, profile.to_bytes())
+        client.set_model_version_tag(model_name, training.version, PROFILE_TAG, location)
+        result.profile = location
+    if not verdict.passed:
+        result.status = "rejected"
+        result.champion_after = result.champion_before
+        _step(steps, "deployment", "keep_champion", "the challenger did not pass the gate", started,
+              champion=result.champion_before, challenger=training.version)
+    elif not promote:
+        result.status = "rejected"
+        result.champion_after = result.champion_before
+        _step(steps, "deployment", "hold", "promotion disabled for this turn", started, challenger=training.version)
+    else:
+        reason = f"gate passed: {'; '.join(verdict.reasons)}"[:400]
+        record = registry.promote(model_name, training.version, reason=reason)
+        result.promotion = record.to_dict()
+        result.status = "promoted"
+        result.champion_after = record.to_version
+        _step(steps, "deployment", "promote", reason, started, champion=record.to_version,
+              previous=record.previous_version)
+    result.seconds = round(time.perf_counter() - began, 3)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------- monitoring step
+def _same(predictions: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    try:
+        return predictions.astype(float) == labels.astype(float)
+    except (TypeError, ValueError):
+        return predictions.astype(str) == labels.astype(str)
+
+
+def monitor_batch(frame: pd.DataFrame, *, model_name: str, target: str | None = "label",
+                  id_column: str | None = "row_id", batch: int = 0, tracking_uri: str | None = None,
+                  records_location: str | None = None, predictions_location: str | None = None,
+                  quality: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Batch inference with ``models:/<name>@champion`` plus the evidence the monitoring agent needs: the drift
+    report against the champion's training profile and the champion's labelled performance records."""
+    from mlflow import MlflowClient
+
+    from airflow_agentic.agents.monitoring import BatchPerformance
+    from airflow_agentic.data import io as dio
+    from airflow_agentic.drift.profile import ReferenceProfile
+    from airflow_agentic.models.serving import BatchServing
+
+    serving = BatchServing(model_name, alias="champion", tracking_uri=tracking_uri)
+    drop = [c for c in (target, id_column) if c and c in frame.columns]
+    X = frame.drop(columns=drop)
+    predictions = np.asarray(serving.predict(X)).reshape(len(X), -1)[:, 0] if len(X) else np.asarray([])
+    version = serving.last_version or "unknown"
+    out: dict[str, Any] = {"batch": int(batch), "champion": version, "rows": len(frame), "quality": quality or {}}
+    if predictions_location:
+        scored = frame[[id_column]].copy() if id_column and id_column in frame.columns else frame.iloc[:, :0].copy()
+        scored["prediction"] = predictions
+        scored["model_version"] = version
+        out["predictions"] = dio.write_frame(scored, predictions_location)
+
+    tags = MlflowClient(tracking_uri=tracking_uri).get_model_version(model_name, version).tags or {}
+    drift: dict[str, Any] = {"detected": False, "score": 0.0}
+    if tags.get(PROFILE_TAG):
+        try:
+            from airflow_agentic.drift.detectors import detect_drift
+
+            profile = ReferenceProfile.from_bytes(dio.read_bytes(tags[PROFILE_TAG]))
+            drift = detect_drift(profile, X).to_dict()
+        except Exception as exc:  # noqa: BLE001 - drift is advisory, performance decides
+            log.warning("drift check failed: %s", exc)
+            drift = {"detected": False, "score": 0.0, "error": str(exc)}
+    out["drift"] = drift
+
+    records: list[dict[str, Any]] = []
+    if records_location:
+        try:
+            records = list(dio.read_json(records_location))
+        except FileNotFoundError:
+            records = []
+        except Exception as exc:  # noqa: BLE001 - a broken history is started again, not fatal
+            log.warning("performance history unreadable (%s); starting again", exc)
+    if target and target in frame.columns:
+        labelled = frame[target].notna().to_numpy()
+        if labelled.any():
+            right = _same(predictions[labelled], frame[target][labelled].to_numpy())
+            records.append(BatchPerformance(batch=int(batch), version=version, rows=int(labelled.sum()),
+                                            correct=int(right.sum())).to_dict())
+            if records_location:
+                dio.write_json(records[-200:], records_location)
+    expected = None
+    if tags.get(EXPECTED_ACCURACY_TAG):
+        expected = {"accuracy": float(tags[EXPECTED_ACCURACY_TAG]), "rows": int(tags.get(EXPECTED_ROWS_TAG) or 300)}
+    out["performance"] = {"records": [r for r in records if r["version"] == version], "champion": version,
+                          "expected": expected}
+    own = out["performance"]["records"]
+    out["accuracy"] = round(own[-1]["correct"] / own[-1]["rows"], 4) if own and own[-1]["batch"] == batch else None
+    return out

@@ -1,0 +1,119 @@
+"""MLflow tracking/registry access from a connection (type ``mlflow``): Host = tracking URI, Login/Password = basic
+auth (MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD), extra ``ui_url`` when the UI lives elsewhere."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseHook
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+
+def local_default_uri() -> str:
+    home = os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow")
+    return f"sqlite:///{os.path.join(home, 'mlflow.db')}"
+
+
+class MLflowHook(BaseHook):
+    """Resolve the tracking URI: the connection if it exists, else ``MLFLOW_TRACKING_URI``, else a SQLite file in
+    ``$AIRFLOW_HOME``. ``client()`` returns an ``MlflowClient`` on that URI with the credentials exported."""
+
+    conn_name_attr = "mlflow_conn_id"
+    default_conn_name = "mlflow_default"
+    conn_type = "mlflow"
+    hook_name = "MLflow"
+
+    def __init__(self, mlflow_conn_id: str | None = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.mlflow_conn_id = mlflow_conn_id
+        self._resolved: tuple[str, dict[str, Any]] | None = None
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return {
+            "hidden_fields": ["schema", "port"],
+            "relabeling": {"host": "Tracking URI", "login": "Username", "password": "Password"},
+            "placeholders": {"host": "http://mlflow.example.com:5000 (or sqlite:////path/mlflow.db, databricks)"},
+        }
+
+    def _connection(self) -> Any | None:
+        if not self.mlflow_conn_id:
+            return None
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            return self.get_connection(self.mlflow_conn_id)
+        except AirflowNotFoundException:
+            return None
+        except Exception as exc:  # noqa: BLE001 - outside a task (no API server) a missing conn raises other types
+            if "not" in str(exc).lower() and "defined" in str(exc).lower() or type(exc).__name__.endswith("NotFound"):
+                return None
+            raise
+
+    def _resolve(self) -> tuple[str, dict[str, Any]]:
+        if self._resolved is None:
+            conn = self._connection()
+            if conn is not None and (conn.host or (conn.extra_dejson or {}).get("tracking_uri")):
+                extra = conn.extra_dejson or {}
+                uri = extra.get("tracking_uri") or conn.host
+                if "://" not in uri and uri != "databricks":
+                    uri = f"http://{uri}{f':{conn.port}' if conn.port else ''}"
+                self._resolved = (uri, {"username": conn.login, "password": conn.password,
+                                        "ui_url": extra.get("ui_url"), "registry_uri": extra.get("registry_uri")})
+            else:
+                self._resolved = (os.environ.get("MLFLOW_TRACKING_URI") or local_default_uri(), {})
+        return self._resolved
+
+    def tracking_uri(self) -> str:
+        return self._resolve()[0]
+
+    def registry_uri(self) -> str:
+        return self._resolve()[1].get("registry_uri") or self.tracking_uri()
+
+    def ui_url(self) -> str | None:
+        """Base URL of the MLflow UI (for operator links); None when the store is not an HTTP server."""
+        uri, extra = self._resolve()
+        if extra.get("ui_url"):
+            return str(extra["ui_url"]).rstrip("/")
+        return uri.rstrip("/") if uri.startswith(("http://", "https://")) else None
+
+    def configure(self) -> str:
+        """Export the URI and credentials for code that uses MLflow's fluent API in this process."""
+        uri, extra = self._resolve()
+        os.environ["MLFLOW_TRACKING_URI"] = uri
+        if extra.get("username"):
+            os.environ["MLFLOW_TRACKING_USERNAME"] = extra["username"]
+        if extra.get("password"):
+            os.environ["MLFLOW_TRACKING_PASSWORD"] = extra["password"]
+        import mlflow
+
+        mlflow.set_tracking_uri(uri)
+        if extra.get("registry_uri"):
+            mlflow.set_registry_uri(extra["registry_uri"])
+        return uri
+
+    def client(self) -> MlflowClient:
+        from mlflow import MlflowClient
+
+        self.configure()
+        return MlflowClient(tracking_uri=self.tracking_uri(), registry_uri=self.registry_uri())
+
+    def test_connection(self) -> tuple[bool, str]:
+        try:
+            self.client().search_experiments(max_results=1)
+            return True, f"MLflow at {self.tracking_uri()} answers"
+        except Exception as exc:  # noqa: BLE001
+            return False, f"{type(exc).__name__}: {exc}"
+
+
+def run_url(ui_url: str | None, experiment_id: str, run_id: str) -> str | None:
+    return f"{ui_url}/#/experiments/{experiment_id}/runs/{run_id}" if ui_url else None
+
+
+def model_version_url(ui_url: str | None, model_name: str, version: str) -> str | None:
+    from urllib.parse import quote
+
+    return f"{ui_url}/#/models/{quote(model_name, safe='')}/versions/{version}" if ui_url else None

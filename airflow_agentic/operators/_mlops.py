@@ -1,0 +1,106 @@
+"""Shared glue of the training, HPO, deployment and watch operators: labelled data from ObjectStoragePath URLs,
+rendered templates back to objects, results read from an agent's trace."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from airflow_agentic.agents import AgentRun
+    from airflow_agentic.models.dataset import Dataset
+
+_GLOB_CHARS = "*?["
+_TABLE_SUFFIXES = (".parquet", ".pq", ".parq")
+
+
+def native(value: Any) -> Any:
+    """A rendered template of a dict or list arrives as its JSON or Python repr: turn it back into the object."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text or text == "None":
+            return None
+        try:
+            return json.loads(text)
+        except ValueError:
+            try:
+                return ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                return value
+    return value
+
+
+def resolve_files(url: str) -> list[Any]:
+    """A Parquet file, a folder of Parquet files, or a glob (``.../batch_*.parquet``) -> sorted paths."""
+    from airflow.sdk import ObjectStoragePath
+
+    url = str(url)
+    if any(c in url for c in _GLOB_CHARS):
+        cut = min(url.index(c) for c in _GLOB_CHARS if c in url)
+        base_url, pattern = url[:cut].rsplit("/", 1)[0], url[url[:cut].rfind("/") + 1:]
+        files = sorted(ObjectStoragePath(base_url or "/").glob(pattern), key=str)
+    else:
+        path = ObjectStoragePath(url)
+        if path.is_dir():
+            files = sorted((p for p in path.iterdir() if p.name.lower().endswith(_TABLE_SUFFIXES)), key=str)
+        else:
+            files = [path]
+    files = [f for f in files if not f.name.startswith(("_", "."))]
+    if not files:
+        raise FileNotFoundError(f"no Parquet files at {url}")
+    return files
+
+
+def read_table(url: str) -> pd.DataFrame:
+    import pandas as pd
+
+    from airflow_agentic.data.io import read_batch
+
+    frames = [read_batch(path, "parquet") for path in resolve_files(url)]
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def load_labelled(url: str, target: str, *, drop: list[str] | None = None) -> tuple[pd.DataFrame, pd.Series]:
+    frame = read_table(url)
+    if target not in frame.columns:
+        raise ValueError(f"target column {target!r} not in {url} (columns: {list(frame.columns)[:30]})")
+    frame = frame.dropna(subset=[target])
+    X = frame.drop(columns=[target, *[c for c in (drop or []) if c in frame.columns]])
+    return X.reset_index(drop=True), frame[target].reset_index(drop=True)
+
+
+def load_dataset(url: str, target: str, *, categorical: list[str] | None = None,
+                 drop: list[str] | None = None) -> Dataset:
+    from airflow_agentic.models.dataset import Dataset
+
+    X, y = load_labelled(url, target, drop=drop)
+    return Dataset(X, y, categorical=categorical, location=str(url))
+
+
+def airflow_home() -> str:
+    from airflow.configuration import conf
+
+    return conf.get("core", "airflow_home", fallback=None) or os.environ.get("AIRFLOW_HOME") or "."
+
+
+def default_optuna_storage() -> str:
+    home = os.path.join(airflow_home(), "agentic")
+    os.makedirs(home, exist_ok=True)
+    return f"sqlite:///{os.path.join(home, 'optuna.db')}"
+
+
+def step_result(run: AgentRun, tool: str) -> dict[str, Any] | None:
+    """The result of the last successful call of `tool` in the trace (also when it was replayed from the journal)."""
+    for step in reversed(run.steps):
+        if step.tool == tool and step.status == "ok" and isinstance(step.result, dict):
+            return step.result
+    return None
+
+
+def push_url(context: Any, key: str, url: str | None) -> None:
+    if url:
+        context["ti"].xcom_push(key=key, value=url)
