@@ -1,4 +1,4 @@
-"""`airflow-agentic`: the backtest of the flywheel on a scenario folder, and the demo (not yet available).
+"""`airflow-agentic`: the backtest of the flywheel on a scenario folder, and the demo.
 
 Imports stay inside the commands, so `airflow-agentic --help` is instant.
 """
@@ -32,8 +32,13 @@ def _parser() -> argparse.ArgumentParser:
     bt.add_argument("--seed", type=int, default=0)
     bt.add_argument("--quiet", action="store_true", help="print only the summary line")
 
-    demo = sub.add_parser("demo", help="run the example flywheel end to end (not yet available)")
-    demo.add_argument("args", nargs="*")
+    demo = sub.add_parser("demo", help="the flywheel end to end: MLflow + airflow standalone in .demo/, a drift, "
+                                       "a retraining, a new champion")
+    demo.add_argument("--once", action="store_true",
+                      help="stop after one turn (CI); exit non-zero if the turn did not complete")
+    demo.add_argument("--port", type=int, default=8080, help="Airflow API/UI port (default 8080, 0 = a free one)")
+    demo.add_argument("--mlflow-port", type=int, default=0, help="MLflow port (default: a free one)")
+    demo.add_argument("--root", default=None, help="working folder (default: <checkout>/.demo, wiped at start)")
     return parser
 
 
@@ -69,8 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "backtest":
         return backtest(args)
     if args.command == "demo":
-        print("airflow-agentic demo: not yet available", file=sys.stderr)
-        return 2
+        from airflow_agentic.flywheel.demo import run_demo
+
+        return run_demo(once=args.once, port=args.port, mlflow_port=args.mlflow_port, root=args.root)
     return 2
 
 

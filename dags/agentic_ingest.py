@@ -12,6 +12,7 @@ reference profile ``$AGENTIC_DATA_ROOT/reference/profile.npz`` (the demo writes 
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 from airflow.sdk import DAG, Asset, Param
 
@@ -26,6 +27,7 @@ with DAG(
     "agentic_ingest",
     schedule=None,
     catchup=False,
+    default_args={"retries": 1, "retry_delay": timedelta(seconds=5)},
     doc_md=__doc__,
     tags=["agentic", "flywheel"],
     params={"source": Param("", type="string", description="URL or path of the landed batch"),

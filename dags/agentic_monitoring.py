@@ -11,14 +11,15 @@ in ``agentic_retraining.py``, because Airflow registers watchers from the schedu
 Asset; no task here has the drift Asset as an outlet (that would fire it on every batch).
 
 Configuration (environment): ``AGENTIC_DATA_ROOT`` (default ``file://$AIRFLOW_HOME/agentic-data``),
-``AGENTIC_MODEL_NAME`` (default ``flywheel``). MLflow, resolved when a task runs, first match wins: the ``mlflow``
-connection (through ``MLflowHook`` when installed), ``MLFLOW_TRACKING_URI``, the file
+``AGENTIC_MODEL_NAME`` (default ``flywheel``). MLflow, resolved when a task runs, first match wins: the ``mlflow_default``
+connection (type ``mlflow``, through ``MLflowHook`` when installed), ``MLFLOW_TRACKING_URI``, the file
 ``$AIRFLOW_HOME/agentic/mlflow_uri``, then ``sqlite:///$AIRFLOW_HOME/agentic/mlflow.db``.
 """
 
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 from airflow.sdk import DAG, Asset, task
 
@@ -34,6 +35,7 @@ with DAG(
     "agentic_monitoring",
     schedule=[CLEAN_BATCH],
     catchup=False,
+    default_args={"retries": 1, "retry_delay": timedelta(seconds=5)},
     max_active_runs=1,
     doc_md=__doc__,
     tags=["agentic", "flywheel"],

@@ -18,7 +18,7 @@ Configuration (environment, read at parse time; nothing is looked up over the ne
 (default 4), ``AGENTIC_DRIFT_COOLDOWN`` (seconds, default 5).
 
 MLflow is resolved when the task runs, first match wins:
-1. the Airflow connection ``mlflow`` (through ``MLflowHook`` when installed),
+1. the Airflow connection ``mlflow_default`` (type ``mlflow``, through ``MLflowHook`` when installed),
 2. the environment variable ``MLFLOW_TRACKING_URI``,
 3. the file ``$AIRFLOW_HOME/agentic/mlflow_uri`` (``airflow-agentic demo`` and the e2e tests write it),
 4. ``sqlite:///$AIRFLOW_HOME/agentic/mlflow.db``.
@@ -27,6 +27,7 @@ MLflow is resolved when the task runs, first match wins:
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 from airflow.sdk import DAG, Asset, AssetWatcher, task
 
@@ -49,6 +50,7 @@ with DAG(
     "agentic_retraining",
     schedule=[DRIFT],
     catchup=False,
+    default_args={"retries": 1, "retry_delay": timedelta(seconds=5)},
     max_active_runs=1,
     doc_md=__doc__,
     tags=["agentic", "flywheel"],

@@ -20,6 +20,7 @@ label tests are not part of that family and use ``alpha`` directly.
 from __future__ import annotations
 
 import difflib
+import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -31,7 +32,7 @@ from airflow_agentic.drift.profile import (
     PREDICTION_COLUMN,
     ColumnProfile,
     ReferenceProfile,
-    category_keys,
+    category_counts,
 )
 from airflow_agentic.drift.report import ColumnDrift, DriftReport
 
@@ -108,18 +109,19 @@ def prepare_column(name: str, profile: ColumnProfile, series: Any) -> PreparedCo
     prepared = PreparedColumn(name, profile)
     if profile.kind == "numeric":
         values = _numeric_array(name, series, prepared)
-        nan_mask = np.isnan(values)
         finite_mask = np.isfinite(values)
-        prepared.nulls = int(nan_mask.sum()) - prepared.unparsable
-        prepared.nonfinite = int(len(values) - nan_mask.sum() - finite_mask.sum())
-        finite = values[finite_mask] if prepared.nulls or prepared.nonfinite or prepared.unparsable else values
-        prepared.values = np.sort(finite)
+        if finite_mask.all():  # the common case: one pass, no masks kept, no copy before the sort
+            prepared.values = np.sort(values)
+            return prepared
+        nan_count = int(np.isnan(values).sum())
+        prepared.nulls = nan_count - prepared.unparsable
+        prepared.nonfinite = int(len(values) - nan_count - finite_mask.sum())
+        prepared.values = np.sort(values[finite_mask])
         if prepared.nonfinite:
             prepared.warnings.append(f"{name}: {prepared.nonfinite} infinite value(s) excluded from the statistics")
     else:
-        keys = category_keys(series)
-        prepared.nulls = int(len(series) - len(keys))
-        counts = {str(k): int(v) for k, v in keys.value_counts().items()}
+        counts, n_keys = category_counts(series)
+        prepared.nulls = int(len(series) - n_keys)
         known = profile.categories or {}
         unseen = [k for k in counts if k not in known]
         if unseen and profile.lumped:
@@ -133,16 +135,21 @@ def prepare_column(name: str, profile: ColumnProfile, series: Any) -> PreparedCo
     return prepared
 
 
+def default_threads(n_jobs: int) -> int:
+    """Sorting and searching release the GIL: one thread per core (at most 4), never more than there are jobs."""
+    return max(1, min(4, os.cpu_count() or 1, n_jobs))
+
+
+def _map(fn: Any, items: list[Any], threads: int) -> list[Any]:
+    if threads > 1 and len(items) > 1:
+        with ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(fn, items))
+    return [fn(item) for item in items]
+
+
 # --------------------------------------------------------------------------- the builtin tests
 def _effect_scale(profile: ColumnProfile) -> float:
-    values = profile.sorted_values
-    if values is None or len(values) == 0:
-        return 1.0
-    q1, q3 = np.quantile(values, [0.25, 0.75])
-    scale = float(q3 - q1)
-    if scale <= 0:
-        scale = float(np.std(values))
-    return scale if scale > 0 else 1.0
+    return profile.effect_scale  # computed once per profile (stored with it), not per batch
 
 
 def _untested(prepared: PreparedColumn, reason: str) -> ColumnDrift:
@@ -184,13 +191,8 @@ def builtin_column_tests(prepared: list[PreparedColumn], *, ks_method: str = "au
                 p_adjusted=None, drifted=False, effect=psi, n_ref=_n_ref(col.profile), n_cur=col.n_used,
                 nulls_cur=col.nulls, nonfinite_cur=0, psi=psi, unseen_categories=col.unseen, warnings=col.warnings)
     if numeric:
-        # sorting and merging release the GIL: columns run in parallel threads
-        workers = threads or min(4, len(numeric))
-        if workers > 1 and len(numeric) > 1:
-            with ThreadPoolExecutor(workers) as pool:
-                dw = list(pool.map(lambda i: _numeric_statistics(prepared[i]), numeric))
-        else:
-            dw = [_numeric_statistics(prepared[i]) for i in numeric]
+        workers = threads or default_threads(len(numeric))
+        dw = _map(lambda i: _numeric_statistics(prepared[i]), numeric, workers)
         n1 = np.array([prepared[i].profile.n_finite for i in numeric])
         n2 = np.array([prepared[i].n_used for i in numeric])
         d = np.array([x[0] for x in dw])
@@ -277,12 +279,14 @@ def detect_drift(
     multivariate_options: dict[str, Any] | None = None,
     performance: dict[str, Any] | None = None,
     ks_method: str = "auto",
+    threads: int | None = None,
 ) -> DriftReport:
     """Compare ``batch`` with ``profile``. Reads only the two.
 
     ``prediction``: model outputs on the batch (compared with the profile's ``"__prediction__"`` column);
     ``labels``: true labels (compared with the profile's ``target`` column); ``multivariate``: "mmd" or
     "classifier" (uses the profile's row sample); ``performance``: a PerformanceMonitor.report() dict to attach.
+    ``threads``: worker threads for the per-column work (default: one per core, at most 4; 1 = no threads).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
@@ -292,12 +296,15 @@ def detect_drift(
         raise DriftInputError("the batch is empty: nothing to compare with the reference")
     names = list(columns) if columns is not None else profile.feature_columns
     _check_columns(profile, batch, names)
-    batch = batch.rename(columns=lambda c: str(c))
+    if not all(isinstance(c, str) for c in batch.columns):
+        batch = batch.rename(columns=lambda c: str(c))  # copies the frame: only when some label is not a str
 
-    prepared = [prepare_column(name, profile.columns[name], batch[name]) for name in names]
+    # numeric columns (to numpy, count NaN/inf, sort) in threads: np.sort releases the GIL
+    workers = threads or default_threads(len(names))
+    prepared = _map(lambda name: prepare_column(name, profile.columns[name], batch[name]), names, workers)
     warnings: list[str] = []
     if backend == "builtin":
-        results = builtin_column_tests(prepared, ks_method=ks_method)
+        results = builtin_column_tests(prepared, ks_method=ks_method, threads=workers)
         apply_correction(results, alpha, correction)
     else:
         from airflow_agentic.drift import backends

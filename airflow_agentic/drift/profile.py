@@ -12,8 +12,8 @@ the sketch ECDF ``F_s(x) = #(sketch <= x) / k`` and the true ECDF ``F(x)`` satis
 so a KS statistic computed from the sketch is within that bound of the exact one. Wasserstein-1 from the sketch is
 within ``(max - min) / (k - 1)`` of the exact one. p-values always use the true ``n``.
 
-Storage is a single ``.npz`` file: one ``__meta__`` entry (UTF-8 JSON, as bytes) plus one float64 array per
-numeric column. It loads with ``allow_pickle=False``.
+Storage is a single uncompressed ``.npz`` file: one ``__meta__`` entry (UTF-8 JSON, as bytes) plus one float64 array
+per numeric column. It loads with ``allow_pickle=False``; older compressed files still load.
 """
 
 from __future__ import annotations
@@ -50,6 +50,14 @@ class ColumnProfile:
     exact: bool = True
     n_finite: int = 0  # number of finite values summarised by sorted_values (== len(sorted_values) when exact)
     lumped: bool = False  # categories beyond max_categories were merged into OTHER_CATEGORY
+    scale: float | None = None  # effect denominator, see effect_scale (computed once, stored with the profile)
+
+    @property
+    def effect_scale(self) -> float:
+        """Reference IQR (std when the IQR is 0, 1 when both are): divides Wasserstein-1 into the effect size."""
+        if self.scale is None:
+            self.scale = effect_scale_of(self.sorted_values)
+        return self.scale
 
     @property
     def cdf_error_bound(self) -> float:
@@ -91,6 +99,33 @@ def category_keys(values: Any) -> Any:
         if len(arr) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
             return pd.Series(arr.astype(np.int64), index=s.index).astype(str)
     return s.astype(str)
+
+
+def category_counts(values: Any) -> tuple[dict[str, int], int]:
+    """({category key: count}, number of non-null values) with the keys of ``category_keys``.
+
+    Counts the raw values first and maps only the distinct ones to keys: a column has far fewer categories than rows.
+    """
+    import pandas as pd
+
+    s = values if isinstance(values, pd.Series) else pd.Series(values)
+    raw = s.value_counts(dropna=True, sort=False)
+    keys = category_keys(pd.Series(raw.index, dtype=s.dtype if isinstance(s.dtype, np.dtype) else object))
+    counts: dict[str, int] = {}
+    for key, count in zip(keys.tolist(), raw.to_numpy().tolist()):
+        counts[key] = counts.get(key, 0) + int(count)
+    ordered = dict(sorted(counts.items(), key=lambda kv: -kv[1]))  # value_counts order: most frequent first
+    return ordered, int(raw.sum())
+
+
+def effect_scale_of(sorted_values: np.ndarray | None) -> float:
+    if sorted_values is None or len(sorted_values) == 0:
+        return 1.0
+    q1, q3 = np.quantile(sorted_values, [0.25, 0.75])
+    scale = float(q3 - q1)
+    if scale <= 0:
+        scale = float(np.std(sorted_values))
+    return scale if scale > 0 else 1.0
 
 
 def sketch_sorted(sorted_values: np.ndarray, k: int) -> np.ndarray:
@@ -137,13 +172,12 @@ def profile_numeric(name: str, dtype: str, values: np.ndarray, max_exact: int = 
         name=name, kind="numeric", dtype=dtype, n=int(len(values) - nulls), nulls=nulls, nonfinite=nonfinite,
         min=float(finite[0]) if len(finite) else None, max=float(finite[-1]) if len(finite) else None,
         sorted_values=np.ascontiguousarray(stored), exact=exact, n_finite=int(len(finite)),
+        scale=effect_scale_of(stored),
     )
 
 
 def profile_categorical(name: str, dtype: str, series: Any, max_categories: int | None = None) -> ColumnProfile:
-    keys = category_keys(series)
-    counts = keys.value_counts()
-    cats = {str(k): int(v) for k, v in counts.items()}
+    cats, n = category_counts(series)
     lumped = False
     if max_categories is not None and len(cats) > max_categories:
         top = sorted(cats.items(), key=lambda kv: -kv[1])[: max_categories - 1]
@@ -151,7 +185,6 @@ def profile_categorical(name: str, dtype: str, series: Any, max_categories: int 
         cats = dict(top)
         cats[OTHER_CATEGORY] = cats.get(OTHER_CATEGORY, 0) + rest
         lumped = True
-    n = int(len(keys))
     return ColumnProfile(name=name, kind="categorical", dtype=dtype, n=n, nulls=int(len(series) - n),
                          categories=cats, lumped=lumped)
 
@@ -272,6 +305,7 @@ class ReferenceProfile:
                 "name": name, "kind": c.kind, "dtype": c.dtype, "n": c.n, "nulls": c.nulls,
                 "nonfinite": c.nonfinite, "min": c.min, "max": c.max, "categories": c.categories,
                 "exact": c.exact, "n_finite": c.n_finite, "lumped": c.lumped,
+                "effect_scale": c.effect_scale if c.kind == "numeric" else None,
                 "values_key": f"v{i}" if c.sorted_values is not None else None,
             })
         return {"format": "airflow-agentic-reference-profile", "version": FORMAT_VERSION, "n_rows": self.n_rows,
@@ -287,7 +321,8 @@ class ReferenceProfile:
         if self.sample is not None:
             arrays["__sample__"] = np.asarray(self.sample, dtype=np.float64)
         buf = io.BytesIO()
-        np.savez_compressed(buf, **arrays)
+        # uncompressed: sorted floats barely compress, and inflating them cost more than the detection itself
+        np.savez(buf, **arrays)
         return buf.getvalue()
 
     @classmethod
@@ -303,7 +338,7 @@ class ReferenceProfile:
                     name=spec["name"], kind=spec["kind"], dtype=spec["dtype"], n=spec["n"], nulls=spec["nulls"],
                     nonfinite=spec["nonfinite"], min=spec["min"], max=spec["max"], sorted_values=values,
                     categories=spec["categories"], exact=spec["exact"], n_finite=spec["n_finite"],
-                    lumped=spec.get("lumped", False),
+                    lumped=spec.get("lumped", False), scale=spec.get("effect_scale"),
                 )
             sample = npz["__sample__"] if "__sample__" in npz.files else None
         return cls(columns=cols, n_rows=meta["n_rows"], target=meta["target"], created_at=meta["created_at"],

@@ -4,8 +4,9 @@ inference + evidence step of the monitoring DAG. No Airflow: ``operators/continu
 calls these functions directly for the first champion.
 
 Every step reuses the agents and functions the other parts use: ``flywheel.turn.steward_rows`` (the Data Steward
-agent loop), ``models.training.train_best`` (the training agent, registers ``challenger``),
-``models.gate.gate_from_registry`` and ``models.registry.ModelRegistry.promote`` (aliases champion / previous).
+agent loop), the ``TrainingAgent`` (architect + HPO, warm-started from the champion, registers ``challenger``) and the
+``DeploymentAgent`` (gate, then ``ModelRegistry.promote``: aliases champion / previous), each in its agent loop
+exactly as ``TrainingOperator`` and ``DeploymentOperator`` run them.
 """
 
 from __future__ import annotations
@@ -96,13 +97,16 @@ def continuous_turn(frame: pd.DataFrame, *, target: str, model_name: str, experi
                     seed: int = 0) -> ContinuousTurnResult:
     """One flywheel turn on ``frame`` (features, ``target`` and optionally ``id_column``)."""
     import mlflow
+    from mlflow import MlflowClient
 
+    from airflow_agentic.agents.deployment import DeploymentAgent
+    from airflow_agentic.agents.loop import AgentLoop
+    from airflow_agentic.agents.training import TrainingAgent
     from airflow_agentic.flywheel import turn as T
     from airflow_agentic.models.dataset import Dataset
-    from airflow_agentic.models.gate import GatePolicy, gate_from_registry
-    from airflow_agentic.models.hpo import HPOConfig
+    from airflow_agentic.models.gate import GatePolicy, GateVerdict, gate_from_registry
     from airflow_agentic.models.registry import ModelRegistry
-    from airflow_agentic.models.training import train_best
+    from airflow_agentic.models.training import TrainingResult
 
     began = time.perf_counter()
     if tracking_uri:
@@ -147,32 +151,44 @@ def continuous_turn(frame: pd.DataFrame, *, target: str, model_name: str, experi
     y = labelled[target].astype(int) if labelled[target].dtype.kind == "f" else labelled[target]
     X_train, y_train = X[~is_holdout].reset_index(drop=True), y[~is_holdout].reset_index(drop=True)
     X_hold, y_hold = X[is_holdout].reset_index(drop=True), y[is_holdout].reset_index(drop=True)
-    training = train_best(Dataset(X_train, y_train, location=data_location), model_name,
-                          experiment_name=experiment_name, budget_trials=n_trials,
-                          families=tuple(families or DEFAULT_FAMILIES),
-                          hpo_config=HPOConfig(cv_folds=3, n_startup_trials=min(5, n_trials), seed=seed),
-                          data_location=data_location, dag_id=lineage.get("dag_id"), run_id=lineage.get("run_id"),
-                          drift_event_id=lineage.get("drift_event_id"), tracking_uri=tracking_uri,
-                          warm_start_from_champion=warm_start)
+    training_agent = TrainingAgent(
+        Dataset(X_train, y_train, location=data_location), model_name=model_name, experiment_name=experiment_name,
+        run_key=lineage.get("run_key") or f"{model_name}-{time.time_ns()}", client=MlflowClient(tracking_uri),
+        tracking_uri=tracking_uri, families=list(families or DEFAULT_FAMILIES), metric="accuracy",
+        n_trials=n_trials, warm_start=warm_start, lineage={k: v for k, v in lineage.items() if k != "run_key"},
+        hpo_config={"cv_folds": 3, "n_startup_trials": min(5, n_trials), "seed": seed})
+    run = AgentLoop(training_agent, budget={"max_steps": 40}).run()
+    if run.status != "finished" or not run.result.get("version"):
+        raise RuntimeError(f"training agent ended {run.status}: {run.result}")
+    training = TrainingResult.from_dict(run.result)
     result.training = training.to_dict()
     result.challenger = training.version
     _step(steps, "training", "train_challenger", f"best of {training.family} by cv {training.metric}", started,
           version=training.version, family=training.family, cv_score=round(training.cv_score, 4),
-          rows=len(X_train), warm_start=warm_start)
+          rows=len(X_train), warm_start=warm_start, agent_steps=[s.compact() for s in run.steps])
 
-    # 4. Deployment gate on the holdout.
+    # 4-5. Deployment agent: gate on the holdout, then promote (champion := challenger, previous := old) or reject.
     started = time.perf_counter()
     policy = GatePolicy.from_dict({**DEFAULT_GATE, **(gate_policy or {})})
-    verdict = gate_from_registry(model_name, X_hold, y_hold, policy=policy, tracking_uri=tracking_uri)
+    registry = ModelRegistry(tracking_uri)
+    client = registry.client
+    if not promote:
+        verdict = gate_from_registry(model_name, X_hold, y_hold, policy=policy, tracking_uri=tracking_uri)
+        deployment: dict[str, Any] = {"verdict": verdict.to_dict(), "promotion": None}
+        agent_steps: list[dict[str, Any]] = []
+    else:
+        agent = DeploymentAgent(model_name, (X_hold, y_hold), registry=registry, policy=policy,
+                                production=False, tracking_uri=tracking_uri)
+        run = AgentLoop(agent, budget={"max_steps": 10}).run()
+        if run.status != "finished":
+            raise RuntimeError(f"deployment agent ended {run.status}: {run.result}")
+        deployment, agent_steps = dict(run.result), [s.compact() for s in run.steps]
+    verdict = GateVerdict.from_dict(deployment.get("verdict") or {"passed": False, "reasons": ["no verdict"]})
     result.verdict = verdict.to_dict()
     _step(steps, "deployment", "gate", "; ".join(verdict.reasons), started, passed=verdict.passed,
           rows=len(X_hold), challenger_score=verdict.numbers.get("challenger_score"),
-          champion_score=verdict.numbers.get("champion_score"))
+          champion_score=verdict.numbers.get("champion_score"), agent_steps=agent_steps)
 
-    # 5. Promotion (aliases only), then what the monitoring step needs for the new champion.
-    started = time.perf_counter()
-    registry = ModelRegistry(tracking_uri)
-    client = registry.client
     if policy.metric == "accuracy" and verdict.numbers.get("challenger_score") is not None:
         client.set_model_version_tag(model_name, training.version, EXPECTED_ACCURACY_TAG,
                                      f"{verdict.numbers['challenger_score']:.6f}")
@@ -186,23 +202,20 @@ def continuous_turn(frame: pd.DataFrame, *, target: str, model_name: str, experi
         dio.write_bytes_atomic(location, profile.to_bytes())
         client.set_model_version_tag(model_name, training.version, PROFILE_TAG, location)
         result.profile = location
-    if not verdict.passed:
-        result.status = "rejected"
-        result.champion_after = result.champion_before
-        _step(steps, "deployment", "keep_champion", "the challenger did not pass the gate", started,
-              champion=result.champion_before, challenger=training.version)
-    elif not promote:
-        result.status = "rejected"
-        result.champion_after = result.champion_before
-        _step(steps, "deployment", "hold", "promotion disabled for this turn", started, challenger=training.version)
-    else:
-        reason = f"gate passed: {'; '.join(verdict.reasons)}"[:400]
-        record = registry.promote(model_name, training.version, reason=reason)
-        result.promotion = record.to_dict()
+    started = time.perf_counter()
+    promotion = deployment.get("promotion")
+    if promotion:
+        result.promotion = promotion
         result.status = "promoted"
-        result.champion_after = record.to_version
-        _step(steps, "deployment", "promote", reason, started, champion=record.to_version,
-              previous=record.previous_version)
+        result.champion_after = promotion.get("to_version")
+        _step(steps, "deployment", "promote", promotion.get("reason") or "gate passed", started,
+              champion=promotion.get("to_version"), previous=promotion.get("previous_version"))
+    else:
+        result.status = "rejected"
+        result.champion_after = champion_version(model_name, tracking_uri)
+        _step(steps, "deployment", "keep_champion" if promote else "hold",
+              "the challenger did not pass the gate" if promote else "promotion disabled for this turn", started,
+              champion=result.champion_after, challenger=training.version)
     result.seconds = round(time.perf_counter() - began, 3)
     return result
 

@@ -31,7 +31,7 @@ def make_batch(kind: str, *, rows: int = 1000, seed: int = 0, noise: float = 0.0
     if kind == "drifted":
         mean[0] = 0.5
     elif kind == "harmless":
-        mean[2:] = (2.0, -1.5)
+        mean[2:] = (1.0, -0.75)
     x = rng.normal(size=(rows, 4)) + mean
     if kind == "drifted":
         y = (-x[:, 0] + 0.8 * x[:, 1] + 0.3 > 0).astype(int)  # the boundary turned around

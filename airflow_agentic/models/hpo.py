@@ -31,6 +31,9 @@ JOURNAL_SUFFIXES = (".log", ".journal", ".jsonl")
 
 
 def default_storage_url() -> str:
+    """`AGENTIC_OPTUNA_STORAGE` (e.g. a Postgres URL shared by all workers), else a SQLite file on this machine."""
+    if os.environ.get("AGENTIC_OPTUNA_STORAGE"):
+        return os.environ["AGENTIC_OPTUNA_STORAGE"]
     home = Path(os.environ.get("AGENTIC_HOME", Path.home() / ".cache" / "airflow-agentic"))
     (home / "optuna").mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{home / 'optuna' / 'studies.db'}"

@@ -134,9 +134,9 @@ class AgentOperator(BaseOperator):
 
         base = self.journal_path
         if not base:
-            from airflow.configuration import conf
+            from airflow.configuration import AIRFLOW_HOME, conf
 
-            base = conf.get("agentic", "journal_path", fallback=None) or f"file://{conf.get('core', 'airflow_home', fallback='.')}/agentic/journal"
+            base = conf.get("agentic", "journal_path", fallback=None) or f"file://{AIRFLOW_HOME}/agentic/journal"
         from airflow.sdk import ObjectStoragePath
 
         ti = context["ti"]

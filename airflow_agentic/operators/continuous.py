@@ -7,7 +7,8 @@ goes to XCom. The return value is the ``ContinuousTurnResult`` dict (its ``steps
 whole turn); the same trace, with the data and the drift events that started the turn, is in XCom ``flywheel_turn``.
 
 Where MLflow is (``resolve_tracking_uri``), first match wins, resolved when the task runs:
-1. the Airflow connection ``mlflow_conn_id`` (default ``mlflow``), through ``MLflowHook`` when that hook exists;
+1. the Airflow connection ``mlflow_conn_id`` (type ``mlflow``, default ``mlflow_default``), through ``MLflowHook``
+   when that hook is installed;
 2. the environment variable ``MLFLOW_TRACKING_URI``;
 3. the file ``$AIRFLOW_HOME/agentic/mlflow_uri`` (``airflow-agentic demo`` writes it);
 4. ``sqlite:///$AIRFLOW_HOME/agentic/mlflow.db`` (a local store, for trying things out).
@@ -45,23 +46,18 @@ def _from_connection(conn_id: str) -> str | None:
     except Exception:  # noqa: BLE001 - no such connection (AirflowNotFoundException) or no way to look it up
         return None
     try:
-        hook = MLflowHook(conn_id)
-        uri = getattr(hook, "tracking_uri", None)
-        uri = uri() if callable(uri) else uri
-        if uri:
-            return str(uri)
+        # configure() also exports the connection's credentials for the MLflow client.
+        return str(MLflowHook(mlflow_conn_id=conn_id).configure())
     except Exception:  # noqa: BLE001 - fall back to reading the connection ourselves
         pass
     extra = conn.extra_dejson or {}
-    if extra.get("tracking_uri"):
-        return str(extra["tracking_uri"])
-    if conn.host:
-        host = conn.host if "://" in conn.host else f"{conn.schema or 'http'}://{conn.host}"
-        return f"{host}:{conn.port}" if conn.port else host
-    return None
+    uri = extra.get("tracking_uri") or conn.host
+    if uri and "://" not in uri:
+        uri = f"http://{uri}{f':{conn.port}' if conn.port else ''}"
+    return uri or None
 
 
-def resolve_tracking_uri(conn_id: str | None = "mlflow") -> str:
+def resolve_tracking_uri(conn_id: str | None = "mlflow_default") -> str:
     """The MLflow tracking URI at run time: connection, env ``MLFLOW_TRACKING_URI``, the file
     ``$AIRFLOW_HOME/agentic/mlflow_uri``, then a local SQLite store (see the module docstring)."""
     uri = _from_connection(conn_id) if conn_id else None
@@ -77,7 +73,7 @@ def resolve_tracking_uri(conn_id: str | None = "mlflow") -> str:
     return f"sqlite:///{local / 'mlflow.db'}"
 
 
-def use_tracking_uri(conn_id: str | None = "mlflow") -> str:
+def use_tracking_uri(conn_id: str | None = "mlflow_default") -> str:
     """Resolve the tracking URI and make it this process's (MLflow's fluent API and ``models:/`` URIs use it)."""
     uri = resolve_tracking_uri(conn_id)
     os.environ["MLFLOW_TRACKING_URI"] = uri
@@ -121,7 +117,7 @@ class ContinuousLearningOperator(BaseOperator):
                  id_column: str | None = "row_id", families: Sequence[str] | None = None, n_trials: int = 6,
                  warm_start: bool = True, holdout_fraction: float = 0.3, min_labelled_rows: int = 100,
                  gate_policy: dict[str, Any] | None = None, promote: bool = True, profile_dir: str | None = None,
-                 drift_event: Any = None, mlflow_conn_id: str | None = "mlflow", seed: int = 0,
+                 drift_event: Any = None, mlflow_conn_id: str | None = "mlflow_default", seed: int = 0,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.data = data
@@ -151,7 +147,9 @@ class ContinuousLearningOperator(BaseOperator):
         frame = read_frames(locations)
         dag_run = context.get("dag_run")
         event = self.drift_event if isinstance(self.drift_event, (dict, list)) else None
-        lineage = {"dag_id": self.dag_id, "run_id": getattr(dag_run, "run_id", "") or "",
+        run_id = getattr(dag_run, "run_id", "") or ""
+        # A stable key: a retry of this task resumes the training agent's parent run instead of starting another.
+        lineage = {"run_key": f"{self.dag_id}.{self.task_id}.{run_id}", "dag_id": self.dag_id, "run_id": run_id,
                    "drift_event_id": json.dumps(event, default=str)[:200] if event else ""}
         result = continuous_turn(
             frame, target=self.target, model_name=self.model_name,

@@ -146,6 +146,8 @@ class LabelStudioAnnotationSensor(BaseSensorOperator):
             wanted = set(summary.get("human_row_ids") or [])
             human_records = [r for r in LabelStudioHook(self.labelstudio_conn_id).call(
                 "labels", int(summary["project_id"]), from_name=self.from_name) if r["row_id"] in wanted]
+            for record in human_records:  # Label Studio pads the user name (" user@example.com, 1")
+                record["annotator"] = None if record.get("annotator") is None else str(record["annotator"]).strip()
         given: list[dict] = []
         rows = None
         if summary.get("source"):

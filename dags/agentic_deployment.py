@@ -1,0 +1,65 @@
+"""Deployment by hand, and the watch that rolls a bad champion back.
+
+``deploy``: the deployment agent gates ``models:/<name>@challenger`` against ``@champion`` on recent labelled data
+neither was trained on (``params.holdout``) and, when it passes, promotes it (``champion`` := challenger,
+``previous`` := the old champion) and serves it in batch. ``watch``: on a newly labelled batch
+(``params.watch_batch``) the watch agent compares ``champion`` with ``previous`` and rolls back when the champion is
+worse by more than the margin. The event-driven path (``agentic_retraining``) promotes by itself; this DAG is for a
+challenger trained elsewhere, and for the watch after any promotion.
+
+Configuration (environment): ``AGENTIC_DATA_ROOT`` (default ``file://$AIRFLOW_HOME/agentic-data``),
+``AGENTIC_MODEL_NAME`` (default ``flywheel``). MLflow: the ``mlflow_default`` connection (type ``mlflow``), else
+``MLFLOW_TRACKING_URI``, else a local SQLite store (``MLflowHook``'s order; these operators do not read the demo's
+``$AIRFLOW_HOME/agentic/mlflow_uri``: set the connection or the variable); resolved when the task runs.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+from airflow.sdk import DAG, Param
+
+from airflow_agentic.operators.deployment import DeploymentOperator
+from airflow_agentic.operators.rollback import ModelWatchOperator
+
+HOME = os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow")
+DATA_ROOT = os.environ.get("AGENTIC_DATA_ROOT", f"file://{HOME}/agentic-data").rstrip("/")
+MODEL_NAME = os.environ.get("AGENTIC_MODEL_NAME", "flywheel")
+
+with DAG(
+    "agentic_deployment",
+    schedule=None,
+    catchup=False,
+    default_args={"retries": 1, "retry_delay": timedelta(seconds=5)},
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["agentic", "flywheel"],
+    params={
+        "holdout": Param(f"{DATA_ROOT}/clean/holdout/clean.parquet", type="string",
+                         description="recent labelled Parquet data neither model trained on"),
+        "watch_batch": Param("", type="string", description="newly labelled batch for the watch (default: holdout)"),
+        "margin": Param(0.01, type="number", description="gate margin on accuracy"),
+    },
+):
+
+    deploy = DeploymentOperator(
+        task_id="deploy",
+        model_name=MODEL_NAME,
+        holdout="{{ params.holdout }}",
+        target="label",
+        margin="{{ params.margin }}",
+        serving="batch",
+        production=False,
+    )
+
+    watch = ModelWatchOperator(
+        task_id="watch",
+        model_name=MODEL_NAME,
+        batch="{{ params.watch_batch or params.holdout }}",
+        target="label",
+        margin=0.02,
+        production=False,
+    )
+
+    deploy >> watch
