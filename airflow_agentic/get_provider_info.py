@@ -45,6 +45,28 @@ def get_provider_info() -> dict:
                         "schema": {"type": ["integer", "null"], "default": 3, "minimum": 0, "maximum": 10},
                     },
                 },
+            },
+            {
+                "connection-type": "mlflow",
+                "hook-class-name": "airflow_agentic.hooks.mlflow.MLflowHook",
+                "hook-name": "MLflow",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port"],
+                    "relabeling": {"host": "Tracking URI", "login": "Username", "password": "Password"},
+                    "placeholders": {"host": "http://mlflow.example.com:5000 (or sqlite:////path/mlflow.db)"},
+                },
+                "conn-fields": {
+                    "ui_url": {
+                        "label": "UI URL",
+                        "description": "MLflow UI base URL for task links (default: the tracking URI when it is http)",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "registry_uri": {
+                        "label": "Registry URI",
+                        "description": "Model registry URI when it differs from the tracking URI",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                },
             }
         ],
         "integrations": [
@@ -54,13 +76,23 @@ def get_provider_info() -> dict:
              "tags": ["ml"]},
             {"integration-name": "Agentic data steward", "external-doc-url": "https://greatexpectations.io/",
              "tags": ["ml"]},
+            {"integration-name": "MLflow", "external-doc-url": "https://mlflow.org/docs/latest/", "tags": ["ml"]},
+            {"integration-name": "Agentic MLOps", "external-doc-url": "https://optuna.org/", "tags": ["ml"]},
         ],
         "hooks": [
             {"integration-name": "Agentic LLM", "python-modules": ["airflow_agentic.hooks.llm"]},
+            {"integration-name": "MLflow", "python-modules": ["airflow_agentic.hooks.mlflow"]},
         ],
         "operators": [
             {"integration-name": "Agentic LLM", "python-modules": ["airflow_agentic.operators.agent"]},
             {"integration-name": "Agentic drift monitoring", "python-modules": ["airflow_agentic.operators.monitoring"]},
+            {"integration-name": "Agentic MLOps", "python-modules": [
+                "airflow_agentic.operators.training", "airflow_agentic.operators.hpo",
+                "airflow_agentic.operators.deployment", "airflow_agentic.operators.rollback"]},
+        ],
+        "extra-links": [
+            "airflow_agentic.links.mlflow.MLflowRunLink",
+            "airflow_agentic.links.mlflow.MLflowModelVersionLink",
         ],
         "sensors": [
             {"integration-name": "Agentic drift monitoring", "python-modules": ["airflow_agentic.sensors.drift"]},

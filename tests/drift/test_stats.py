@@ -82,3 +82,31 @@ def test_corrections():
     np.testing.assert_allclose(stats.adjust_pvalues(p, "none")[:4], p[:4])
     with pytest.raises(ValueError):
         stats.adjust_pvalues(p, "holm-ish")
+
+
+def test_smirnov_and_kstwo_sf_equal_scipy():
+    from scipy.special import smirnov
+    from scipy.stats import distributions
+
+    # the fast branch (2.2 <= n d^2 < 370), its edges, and branches that stay with scipy
+    cases = []
+    for n in (141, 1_000, 9_999, 30_000, 100_000):
+        lo, hi = np.sqrt(2.2 / n), np.sqrt(370 / n)
+        cases += [(n, d) for d in (lo * 0.9, lo, lo * 1.5, (lo + hi) / 3, hi * 0.999, hi, 0.6, 1.0 / n)]
+    for n, d in cases:
+        if 0 < d < 1:
+            assert abs(stats.smirnov_sf(n, d) - smirnov(n, d)) <= 1e-12 * max(smirnov(n, d), 1e-300) + 1e-300
+        got = stats.kstwo_sf(d, n)[0]
+        want = float(distributions.kstwo.sf(d, n))
+        assert abs(got - want) <= 1e-12 and abs(got - want) <= 1e-9 * max(want, 1e-300) + 1e-300, (n, d)
+
+
+def test_large_samples_equal_scipy():
+    rng = np.random.default_rng(7)
+    for n1, n2, shift, decimals in ((60_000, 40_000, 0.02, None), (30_000, 30_000, 0.0, 2), (25_000, 70_000, 0.03, 1)):
+        a, b = rng.normal(size=n1), rng.normal(shift, 1, size=n2)
+        if decimals is not None:
+            a, b = np.round(a, decimals), np.round(b, decimals)
+        ref, ours = st.ks_2samp(a, b), stats.ks_2samp(a, b)
+        assert ours.statistic == ref.statistic and abs(ours.p_value - ref.pvalue) <= 1e-9
+        assert abs(stats.wasserstein(a, b) - st.wasserstein_distance(a, b)) <= 1e-9
