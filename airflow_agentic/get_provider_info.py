@@ -68,6 +68,24 @@ def get_provider_info() -> dict:
                     },
                 },
             }
+            {
+                "connection-type": "labelstudio",
+                "hook-class-name": "airflow_agentic.hooks.labelstudio.LabelStudioHook",
+                "hook-name": "Label Studio",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "login"],
+                    "relabeling": {"host": "Label Studio URL", "password": "API token"},
+                    "placeholders": {"host": "http://localhost:8080",
+                                     "password": "legacy token or personal access token"},
+                },
+                "conn-fields": {
+                    "timeout": {
+                        "label": "Timeout (seconds)",
+                        "description": "Per request to the Label Studio API",
+                        "schema": {"type": ["number", "null"], "default": 30, "minimum": 1},
+                    }
+                },
+            },
         ],
         "integrations": [
             {"integration-name": "Agentic LLM", "external-doc-url": "https://platform.openai.com/docs/api-reference",
@@ -77,15 +95,19 @@ def get_provider_info() -> dict:
             {"integration-name": "Agentic data steward", "external-doc-url": "https://greatexpectations.io/",
              "tags": ["ml"]},
             {"integration-name": "MLflow", "external-doc-url": "https://mlflow.org/docs/latest/", "tags": ["ml"]},
+            {"integration-name": "Label Studio", "external-doc-url": "https://labelstud.io/guide/api", "tags": ["ml"]},
             {"integration-name": "Agentic MLOps", "external-doc-url": "https://optuna.org/", "tags": ["ml"]},
         ],
         "hooks": [
             {"integration-name": "Agentic LLM", "python-modules": ["airflow_agentic.hooks.llm"]},
             {"integration-name": "MLflow", "python-modules": ["airflow_agentic.hooks.mlflow"]},
+            {"integration-name": "Label Studio", "python-modules": ["airflow_agentic.hooks.labelstudio"]},
         ],
         "operators": [
             {"integration-name": "Agentic LLM", "python-modules": ["airflow_agentic.operators.agent"]},
             {"integration-name": "Agentic drift monitoring", "python-modules": ["airflow_agentic.operators.monitoring"]},
+            {"integration-name": "Agentic data steward", "python-modules": ["airflow_agentic.operators.steward"]},
+            {"integration-name": "Label Studio", "python-modules": ["airflow_agentic.operators.annotation"]},
             {"integration-name": "Agentic MLOps", "python-modules": [
                 "airflow_agentic.operators.training", "airflow_agentic.operators.hpo",
                 "airflow_agentic.operators.deployment", "airflow_agentic.operators.rollback"]},
@@ -96,10 +118,12 @@ def get_provider_info() -> dict:
         ],
         "sensors": [
             {"integration-name": "Agentic drift monitoring", "python-modules": ["airflow_agentic.sensors.drift"]},
+            {"integration-name": "Label Studio", "python-modules": ["airflow_agentic.sensors.annotation"]},
         ],
         "triggers": [
             {"integration-name": "Agentic drift monitoring",
              "python-modules": ["airflow_agentic.triggers.drift", "airflow_agentic.triggers.drift_event"]},
+            {"integration-name": "Label Studio", "python-modules": ["airflow_agentic.triggers.annotation"]},
         ],
         "notifications": ["airflow_agentic.notifications.webhook.WebhookNotifier"],
         "config": {

@@ -49,8 +49,9 @@ with DAG(
 
         tracking_uri = use_tracking_uri()
         events = list(context["triggering_asset_events"].get(CLEAN_BATCH, []))
-        batches = [((e.extra or {}).get("outputs") or {}).get("clean") for e in events]
-        batches = [b for b in batches if b] or [context["dag_run"].conf.get("clean")]
+        extras = [e.extra or {} for e in events if ((e.extra or {}).get("outputs") or {}).get("clean")]
+        batches = [x["outputs"]["clean"] for x in extras] or [context["dag_run"].conf.get("clean")]
+        counts = {x["outputs"]["clean"]: x.get("counts") or {} for x in extras}
         if not batches[0]:
             raise ValueError("no clean batch: run from an agentic_clean_batch event or with conf {'clean': url}")
         evidence: dict = {}
@@ -58,7 +59,12 @@ with DAG(
             name = os.path.basename(os.path.dirname(location.rstrip("/")))
             number = int("".join(ch for ch in name if ch.isdigit()) or 0)
             frame = read_frames([location])
+            c = counts.get(location) or {}
+            rows, quarantined = int(c.get("input") or 0), int(c.get("quarantined") or 0)
+            quality = {"rows": rows, "quarantined": quarantined, "by_reason": c.get("by_reason") or {},
+                       "quarantined_share": quarantined / rows if rows else 0.0}
             evidence = monitor_batch(frame, model_name=MODEL_NAME, batch=number, tracking_uri=tracking_uri,
+                                     quality=quality,
                                      records_location=f"{DATA_ROOT}/monitoring/records-{MODEL_NAME}.json",
                                      predictions_location=f"{DATA_ROOT}/predictions/{name}.parquet")
             evidence.update(name=name, clean=[location])

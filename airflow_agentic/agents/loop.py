@@ -162,8 +162,10 @@ class AgentLoop:
                         trace.status = "rejected"
                         self._record(run, trace)
                         continue
-                self._act(step, entry, tool, verdict.arguments, trace)
-                self._record(run, trace)
+                try:
+                    self._act(step, entry, tool, verdict.arguments, trace)
+                finally:
+                    self._record(run, trace)  # a stopping step is traced too
         except AgentStop as stop:
             run.status = "failed" if stop.fail else "stopped"
             run.result = {"stop_reason": stop.reason}
