@@ -67,7 +67,7 @@ def get_provider_info() -> dict:
                         "schema": {"type": ["string", "null"]},
                     },
                 },
-            }
+            },
             {
                 "connection-type": "labelstudio",
                 "hook-class-name": "airflow_agentic.hooks.labelstudio.LabelStudioHook",
