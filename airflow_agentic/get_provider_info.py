@@ -97,6 +97,8 @@ def get_provider_info() -> dict:
             {"integration-name": "MLflow", "external-doc-url": "https://mlflow.org/docs/latest/", "tags": ["ml"]},
             {"integration-name": "Label Studio", "external-doc-url": "https://labelstud.io/guide/api", "tags": ["ml"]},
             {"integration-name": "Agentic MLOps", "external-doc-url": "https://optuna.org/", "tags": ["ml"]},
+            {"integration-name": "Agentic continuous learning", "external-doc-url": "https://airflow.apache.org/",
+             "tags": ["ml"]},
         ],
         "hooks": [
             {"integration-name": "Agentic LLM", "python-modules": ["airflow_agentic.hooks.llm"]},
@@ -111,6 +113,8 @@ def get_provider_info() -> dict:
             {"integration-name": "Agentic MLOps", "python-modules": [
                 "airflow_agentic.operators.training", "airflow_agentic.operators.hpo",
                 "airflow_agentic.operators.deployment", "airflow_agentic.operators.rollback"]},
+            {"integration-name": "Agentic continuous learning",
+             "python-modules": ["airflow_agentic.operators.continuous"]},
         ],
         "extra-links": [
             "airflow_agentic.links.mlflow.MLflowRunLink",

@@ -1,5 +1,6 @@
-"""One turn of the flywheel (`turn`) and the backtest driver (`backtest`). No Airflow; heavy imports load on use."""
+"""One turn of the flywheel (`turn`, `continuous`), the backtest driver (`backtest`) and the demo (`demo`, `streams`).
+No Airflow imports (the demo drives Airflow over HTTP); heavy imports load on use."""
 
 from __future__ import annotations
 
-__all__ = ["backtest", "report", "turn"]
+__all__ = ["backtest", "continuous", "demo", "report", "streams", "turn"]

@@ -22,6 +22,21 @@ DATA_ROOT = f"file://{HOME}/agentic-data"  # the example DAGs' default
 COOLDOWN = 5  # AGENTIC_DRIFT_COOLDOWN default in dags/agentic_retraining.py
 
 
+def _retraining_runs(api):
+    """Runs the drift Asset started (the dags_test area runs the same DAG by hand in this session's database)."""
+    return [r for r in api.runs("agentic_retraining") if r.get("run_type") == "asset_triggered"]
+
+
+def _wait_retraining_runs(api, count, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = _retraining_runs(api)
+        if len(runs) >= count:
+            return runs
+        time.sleep(1)
+    raise TimeoutError(f"fewer than {count} asset-triggered agentic_retraining run(s) after {timeout}s")
+
+
 def _monitoring_decision(api, count):
     decision, numbers = demo.monitoring_decision(api, count, timeout=240)
     return decision.get("action"), numbers["accuracy"]
@@ -38,7 +53,8 @@ def flywheel(airflow_stack, mlflow_server):
         api.wait_dag(dag_id)
         api.unpause(dag_id)
     demo.wait_watcher(airflow_stack.home, DATA_ROOT)
-    return {"api": api, "uri": mlflow_server.url, "first": first["champion_after"], "monitoring": 0}
+    monitoring = len(api.runs("agentic_monitoring"))
+    return {"api": api, "uri": mlflow_server.url, "first": first["champion_after"], "monitoring": monitoring}
 
 
 def test_harmless_shift_starts_no_retraining(flywheel):
@@ -51,7 +67,7 @@ def test_harmless_shift_starts_no_retraining(flywheel):
     action, accuracy = _monitoring_decision(api, flywheel["monitoring"])
     assert action != "request_retraining", (action, accuracy)
     time.sleep(COOLDOWN + 3)
-    assert api.runs("agentic_retraining") == []
+    assert _retraining_runs(api) == []
     assert demo.aliases(flywheel["uri"])["champion"] == flywheel["first"]
 
 
@@ -65,7 +81,7 @@ def test_drifted_batch_makes_a_new_champion(flywheel):
     flywheel["monitoring"] += 1
     action, accuracy = _monitoring_decision(api, flywheel["monitoring"])
     assert action == "request_retraining" and accuracy < 0.7
-    (run,) = api.wait_runs("agentic_retraining", 1, 120)
+    (run,) = _wait_retraining_runs(api, 1)
     assert api.wait_run("agentic_retraining", run["dag_run_id"], 240) == "success"
     turn = api.xcom("agentic_retraining", run["dag_run_id"], "continuous_learning")
     assert turn["status"] == "promoted" and turn["champion_after"] == champion
@@ -80,7 +96,7 @@ def test_drifted_batch_makes_a_new_champion(flywheel):
 def test_burst_of_drift_reports_starts_one_retraining(flywheel):
     api = flywheel["api"]
     reports = demo.data_paths(DATA_ROOT)["reports"]
-    before = len(api.runs("agentic_retraining"))
+    before = len(_retraining_runs(api))
     for k in range(3):
         report = {"decision": {"action": "request_retraining", "reasons": [f"burst {k}"]}, "batch": f"burst{k}",
                   "clean": [flywheel["clean"]]}
@@ -88,10 +104,10 @@ def test_burst_of_drift_reports_starts_one_retraining(flywheel):
         tmp.write_text(json.dumps(report))
         os.replace(tmp, reports / f"burst{k}.json")
         time.sleep(0.7)
-    runs = api.wait_runs("agentic_retraining", before + 1, 120)
+    runs = _wait_retraining_runs(api, before + 1)
     run = runs[before]
     assert api.wait_run("agentic_retraining", run["dag_run_id"], 240) == "success"
     event = api.xcom("agentic_retraining", run["dag_run_id"], "collect", "drift_event")
     assert event["events"] == 1 and event["files"] == ["burst0.json", "burst1.json", "burst2.json"]
     time.sleep(COOLDOWN + 3)
-    assert len(api.runs("agentic_retraining")) == before + 1
+    assert len(_retraining_runs(api)) == before + 1
