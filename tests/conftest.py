@@ -119,13 +119,3 @@ def spark():
     yield session
     session.stop()
 
-
-def load_dag(dag_id: str):
-    """A DAG from the test dags folder, parsed the way the DAG processor parses it."""
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(TEST_DAGS))
-    assert not bag.import_errors, bag.import_errors
-    dag = bag.get_dag(dag_id)
-    assert dag is not None, f"no DAG {dag_id} in {TEST_DAGS}: {sorted(bag.dag_ids)}"
-    return dag

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.integration
 
 
 def _dag(dag_id: str):
-    from conftest import load_dag
+    from dagbag import load_dag
 
     return load_dag(dag_id)
 

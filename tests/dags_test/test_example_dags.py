@@ -50,7 +50,7 @@ def test_retraining_dag_runs_a_turn_with_dag_test(airflow_db, mlflow_uri, tmp_pa
 
     from airflow_agentic.flywheel.continuous import continuous_turn
     from airflow_agentic.flywheel.streams import make_batch
-    from conftest import load_dag
+    from dagbag import load_dag
 
     model = "flywheel_dagtest"
     monkeypatch.setenv("AGENTIC_MODEL_NAME", model)

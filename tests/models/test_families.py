@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_frame
+from model_data import make_frame
 
 from airflow_agentic.models.dataset import Dataset, infer_schema
 from airflow_agentic.models.families import (FAMILIES, LogisticRegressionFamily, ModelFamily, available_families,

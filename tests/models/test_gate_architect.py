@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_frame
+from model_data import make_frame
 
 from airflow_agentic.models.architect import (ExperimentPlan, FamilyHistory, PlanItem, plan_experiments,
                                               plan_options)

@@ -6,7 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import make_frame
+from model_data import make_frame
 
 from airflow_agentic.models.dataset import Dataset
 from airflow_agentic.models.hpo import (HPOConfig, HPOResult, create_or_load_study, make_pruner, make_sampler,
@@ -72,7 +72,7 @@ def test_stage_pruning_and_cost_penalty(tmp_path):
 WORKER = textwrap.dedent("""
     import json, sys
     sys.path[:0] = [{here!r}, {repo!r}]
-    from conftest import make_frame
+    from model_data import make_frame
     from airflow_agentic.models.dataset import Dataset
     from airflow_agentic.models.hpo import HPOConfig, run_trials
     result = run_trials("parallel", sys.argv[1], "logistic_regression", Dataset(*make_frame(300)), n_trials=5,

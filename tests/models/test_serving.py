@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 import pytest
-from conftest import make_frame
+from model_data import make_frame
 from fake_kube import FakeKubeAPIServer
 
 from airflow_agentic.models.dataset import Dataset

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import make_frame
+from model_data import make_frame
 from proxy import DroppingProxy
 
 import airflow_agentic

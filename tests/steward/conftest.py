@@ -26,15 +26,7 @@ LS_USER, LS_PASSWORD = "steward-tests@example.com", "steward-tests-pw"
 LS_TOKEN = "5f1e0c0ffee0ddba11ab1e5eed5a1ad5eeded0c0"  # preset legacy token (40 hex)
 
 
-def load_dag(dag_id: str):
-    """A DAG from the test dags folder (tests/conftest.py copied tests/dags there at session start)."""
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
-    assert not bag.import_errors, bag.import_errors
-    dag = bag.get_dag(dag_id)
-    assert dag is not None, f"no DAG {dag_id}: {sorted(bag.dag_ids)}"
-    return dag
+from dagbag import load_dag  # noqa: E402,F401 - kept for old imports
 
 
 @pytest.fixture()

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import load_dag  # tests/steward/conftest.py (imported at collection)
+from dagbag import load_dag  # tests/steward/conftest.py (imported at collection)
 
 pytestmark = pytest.mark.integration
 

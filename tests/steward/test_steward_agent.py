@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import helpers  # noqa: F401 - tests/steward/conftest.py
+from steward_helpers import helpers  # noqa: F401
 
 
 def _state(frame=None, **config):

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from conftest import load_dag  # tests/steward/conftest.py (imported at collection)
+from dagbag import load_dag  # tests/steward/conftest.py (imported at collection)
 
 pytestmark = pytest.mark.integration
 
