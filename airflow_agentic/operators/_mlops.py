@@ -18,8 +18,9 @@ _GLOB_CHARS = "*?["
 _TABLE_SUFFIXES = (".parquet", ".pq", ".parq")
 
 
-def native(value: Any) -> Any:
-    """A rendered template of a dict or list arrives as its JSON or Python repr: turn it back into the object."""
+def native(value: Any, *, strict: bool = False) -> Any:
+    """A rendered template of a dict or list arrives as its JSON or Python repr: turn it back into the object.
+    Text that is neither comes back unchanged, or raises with `strict`."""
     if isinstance(value, str):
         text = value.strip()
         if not text or text == "None":
@@ -30,8 +31,19 @@ def native(value: Any) -> Any:
             try:
                 return ast.literal_eval(text)
             except (ValueError, SyntaxError):
+                if strict:
+                    raise
                 return value
     return value
+
+
+def mlflow_hook(operator: Any):
+    """The operator's MLflowHook, made once per task (its `mlflow_conn_id` attribute names the connection)."""
+    from airflow_agentic.hooks.mlflow import MLflowHook
+
+    if not hasattr(operator, "_mlflow_hook"):
+        operator._mlflow_hook = MLflowHook(operator.mlflow_conn_id)
+    return operator._mlflow_hook
 
 
 def resolve_files(url: str) -> list[Any]:

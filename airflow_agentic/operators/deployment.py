@@ -86,11 +86,9 @@ class DeploymentOperator(AgentOperator):
         self.mlflow_conn_id = mlflow_conn_id
 
     def _hook(self):
-        from airflow_agentic.hooks.mlflow import MLflowHook
+        from airflow_agentic.operators._mlops import mlflow_hook
 
-        if not hasattr(self, "_mlflow_hook"):
-            self._mlflow_hook = MLflowHook(self.mlflow_conn_id)
-        return self._mlflow_hook
+        return mlflow_hook(self)
 
     def build_agent(self, context: Context) -> Agent:
         from airflow_agentic.agents.deployment import DeploymentAgent

@@ -15,8 +15,6 @@ retraining, last alert) lives in that Airflow Variable between runs.
 
 from __future__ import annotations
 
-import ast
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -31,16 +29,9 @@ NOTIFY_ON = ("alert", "request_retraining", "request_rollback", "send_to_data_st
 
 
 def _native(value: Any) -> Any:
-    """A rendered template of a dict arrives as its JSON or Python repr: turn it back into the object."""
-    if isinstance(value, str):
-        text = value.strip()
-        if not text or text == "None":
-            return None
-        try:
-            return json.loads(text)
-        except ValueError:
-            return ast.literal_eval(text)
-    return value
+    from airflow_agentic.operators._mlops import native
+
+    return native(value, strict=True)
 
 
 class MonitoringAgentOperator(AgentOperator):
