@@ -112,13 +112,16 @@ def get_provider_info() -> dict:
             {"integration-name": "Label Studio", "python-modules": ["airflow_agentic.operators.annotation"]},
             {"integration-name": "Agentic MLOps", "python-modules": [
                 "airflow_agentic.operators.training", "airflow_agentic.operators.hpo",
-                "airflow_agentic.operators.deployment", "airflow_agentic.operators.rollback"]},
+                "airflow_agentic.operators.deployment", "airflow_agentic.operators.rollback",
+                "airflow_agentic.operators.cicd"]},
             {"integration-name": "Agentic continuous learning",
              "python-modules": ["airflow_agentic.operators.continuous"]},
         ],
         "extra-links": [
             "airflow_agentic.links.mlflow.MLflowRunLink",
             "airflow_agentic.links.mlflow.MLflowModelVersionLink",
+            "airflow_agentic.links.agentic_ui.DecisionTraceLink",
+            "airflow_agentic.links.agentic_ui.DriftReportLink",
         ],
         "sensors": [
             {"integration-name": "Agentic drift monitoring", "python-modules": ["airflow_agentic.sensors.drift"]},
@@ -146,6 +149,15 @@ def get_provider_info() -> dict:
                         "version_added": "0.1.0",
                         "type": "string",
                         "example": "s3://my-bucket/agentic/journal",
+                        "default": "",
+                    },
+                    "reports_path": {
+                        "description": "Folder of backtest reports (airflow-agentic backtest --out DIR --report) that "
+                                       "the Agentic page in the UI lists and serves. Empty: env AGENTIC_REPORTS_PATH, "
+                                       "else $AIRFLOW_HOME/agentic/reports.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "/data/agentic/reports",
                         "default": "",
                     },
                 },

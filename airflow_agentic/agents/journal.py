@@ -13,9 +13,14 @@ class Journal:
     def __init__(self, path: Any | None = None):
         self.path = path
         self.entries: dict[str, dict[str, Any]] = {}
+        # Set when the run reached its end; the file stays until a deliberate re-run, because the attempt that
+        # finished may still die before Airflow records it, and its retry must replay rather than act again.
+        self.finished: dict[str, Any] | None = None
         if path is not None and path.exists():
             with path.open("r") as fh:
-                self.entries = json.load(fh).get("steps", {})
+                data = json.load(fh)
+            self.entries = data.get("steps", {})
+            self.finished = data.get("finished")
 
     def get(self, step: int) -> dict[str, Any]:
         return self.entries.get(str(step), {})
@@ -24,10 +29,17 @@ class Journal:
         self.entries.setdefault(str(step), {}).update(values)
         self._flush()
 
+    def mark_finished(self, **info: Any) -> None:
+        self.finished = dict(info)
+        self._flush()
+
     def _flush(self) -> None:
         if self.path is None:
             return
-        blob = json.dumps({"version": 1, "steps": self.entries}, default=str)
+        data: dict[str, Any] = {"version": 1, "steps": self.entries}
+        if self.finished is not None:
+            data["finished"] = self.finished
+        blob = json.dumps(data, default=str)
         parent = getattr(self.path, "parent", None)
         if parent is not None:
             parent.mkdir(parents=True, exist_ok=True)
@@ -41,5 +53,6 @@ class Journal:
 
     def clear(self) -> None:
         self.entries = {}
+        self.finished = None
         if self.path is not None and self.path.exists():
             self.path.unlink()

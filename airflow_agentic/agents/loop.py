@@ -135,6 +135,7 @@ class AgentLoop:
                     prompt_hash=decision.prompt_hash, prompt_tokens=decision.prompt_tokens,
                     completion_tokens=decision.completion_tokens, llm_calls=0 if replayed else decision.llm_calls,
                     latency_ms=decision.latency_ms, replayed=replayed, notes=list(decision.notes),
+                    observation=bound(ctx.observation, max_chars=600, max_items=12, max_str=80, depth=3),
                 )
                 if decision.is_finish:
                     trace.verdict, trace.status = "allowed", "finished"

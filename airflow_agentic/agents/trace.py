@@ -34,6 +34,7 @@ class TraceStep:
     latency_ms: float = 0.0
     replayed: bool = False
     notes: list[str] = field(default_factory=list)
+    observation: Any = None  # a short summary of what the agent saw before this decision (for people, not replay)
     at: str = field(default_factory=now_iso)
 
     def to_dict(self) -> dict[str, Any]:

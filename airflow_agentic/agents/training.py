@@ -9,7 +9,6 @@ back from the storage.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from typing import TYPE_CHECKING, Any
@@ -97,58 +96,6 @@ def best_of_studies(study_names: list[str], storage: Any) -> dict[str, Any]:
         raise AgentStop(f"no completed trial in studies {study_names}: nothing to register")
     best["n_complete"] = total
     return best
-
-
-def register_model(data: Dataset, model_name: str, *, client: Any, experiment_id: str, parent_run_id: str,
-                   family: str, params: dict[str, Any], cv_score: float, metric: str,
-                   plan: dict[str, Any] | None = None, searches: list[dict[str, Any]] | None = None,
-                   lineage: dict[str, str] | None = None, seed: int = 0) -> TrainingResult:
-    """Refit `family(params)` on all of `data`, log it with a signature into the parent run, register a version,
-    point `challenger` at it and tag its lineage (the tail of `models.training.train_best`, for a finished study)."""
-    import mlflow
-    import mlflow.sklearn
-    from mlflow.models import infer_signature
-
-    from airflow_agentic.models.families import get_family
-    from airflow_agentic.models.registry import CHALLENGER
-    from airflow_agentic.models.training import TAG_PREFIX, TrainingResult, skops_trusted_types
-
-    family_obj = get_family(family, random_state=seed)
-    model = family_obj.fit(data.X, data.y, params, data.schema)
-    sample = data.X.head(200)
-    signature = infer_signature(sample, family_obj.predict(model, sample))
-    data_hash = data.content_hash()
-    lineage = {k: str(v) for k, v in {**(lineage or {}), "data.hash": data_hash}.items() if v not in ("", None)}
-    mlflow.set_experiment(experiment_id=experiment_id)
-    with mlflow.start_run(run_id=parent_run_id):
-        mlflow.log_params({f"best.{k}": v for k, v in params.items()} | {"best.family": family})
-        mlflow.log_metrics({"best_cv_score": cv_score})
-        if plan:
-            mlflow.log_dict(plan, "plan.json")
-        if searches:
-            mlflow.log_dict(searches, "searches.json")
-        info = mlflow.sklearn.log_model(
-            model, name="model", signature=signature, input_example=data.X.head(5),
-            registered_model_name=model_name,
-            pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_cloudpickle=True),
-            skops_trusted_types=skops_trusted_types(model),
-        )
-    version = str(info.registered_model_version)
-    client.set_registered_model_alias(model_name, CHALLENGER, version)
-    version_tags = {f"{TAG_PREFIX}{k}": v for k, v in lineage.items()} | {
-        f"{TAG_PREFIX}parent_run_id": parent_run_id, f"{TAG_PREFIX}family": family,
-        f"{TAG_PREFIX}params": json.dumps(params, sort_keys=True, default=str),
-        f"{TAG_PREFIX}cv_score": f"{cv_score:.6f}", f"{TAG_PREFIX}metric": metric,
-    }
-    for key, value in version_tags.items():
-        client.set_model_version_tag(model_name, version, key, value[:5000])
-    return TrainingResult(
-        model_name=model_name, version=version, model_uri=f"models:/{model_name}/{version}", run_id=parent_run_id,
-        experiment_id=experiment_id, family=family, params=params, cv_score=cv_score, metric=metric,
-        data_location=lineage.get("data.location"), data_hash=data_hash,
-        lineage={k.removeprefix(TAG_PREFIX): v for k, v in version_tags.items()}, plan=plan or {},
-        searches=searches or [],
-    )
 
 
 class TrainingAgent(Agent):
@@ -301,6 +248,8 @@ class TrainingAgent(Agent):
             best = best_of_studies(studies, self.storage)
             experiment_id, parent_run_id = self.parent()
             metric = (self.plan.metric if self.plan else None) or self.metric or "accuracy"
+            from airflow_agentic.models.training import register_model
+
             self.training = register_model(
                 self.data, self.model_name, client=self.client, experiment_id=experiment_id,
                 parent_run_id=parent_run_id, family=best["family"], params=best["params"], cv_score=best["score"],

@@ -4,6 +4,13 @@ Row order is kept with a ``_pos`` column (``monotonically_increasing_id``, incre
 occurrence" means the same row as in pandas. Row-level status lives in columns ``_reason`` (null = clean),
 ``_sentinel`` and ``_unparsed``; nothing is ever filtered out before the final split. The Spark session (and so the
 cluster, through its ``master``) is the caller's.
+
+Plan shape (what keeps it fast): the input is persisted once together with its ``_pos`` (ids are assigned once and
+never recomputed), inspection evaluates every rule as a native column expression into one narrow persisted frame of
+flags read by one aggregation and one bounded sample query, the tools only add column expressions (no action), the
+reason column is a linear ``coalesce`` chain, duplicates need one shuffle (exact duplicates share their id, so the
+id window's partitioning serves the whole-row window too), and the final frame is persisted once for the counts,
+GX and the two writes.
 """
 
 from __future__ import annotations
@@ -71,58 +78,102 @@ def _null(sdf: "DataFrame", name: str) -> "Column":
     return (c.isNull() | F.isnan(c)) if _is_float(sdf, name) else c.isNull()
 
 
-def _as_double(sdf: "DataFrame", name: str) -> tuple["Column", "Column"]:
-    """(double value, mask of non-null values that did not parse)."""
+# One small integer per cell says what is wrong with it; a CASE evaluates the checks in the order the pandas rules
+# give them precedence (null, unparsed, sentinel, out of range / unknown), so every condition after the first can
+# assume a real number and each cell costs one short branch chain. Keeping the generated code small matters: the JIT
+# does not compile methods over 8 kB of bytecode, and a wide frame's rules easily exceed that as separate columns.
+OK, NULL, UNPARSED_CODE, SENTINEL_CODE, OUT_OF_RANGE, UNKNOWN, UNNORMALISED = range(7)
+CODE_SPAN = 8  # issue key = column index * CODE_SPAN + code
+
+
+def _value(sdf: "DataFrame", name: str) -> tuple["Column", "Column | None"]:
+    """(double value, condition "did not parse" for non-null cells, or None when the column is numeric)."""
     F = _F()
     c = F.col(name)
     if _is_numeric(sdf, name):
-        return c.cast("double"), F.lit(False)
+        return c.cast("double"), None
     value = F.trim(c).try_cast("double") if _is_string(sdf, name) else c.try_cast("double")
-    return value, c.isNotNull() & value.isNull()
+    return value, value.isNull() | F.isnan(value)  # pandas.to_numeric: "nan" is not a number either
 
 
-def _sentinel_expr(value: "Column", col: "ColumnProfile", config: StewardConfig) -> "Column":
+def _outside(value: "Column", lo: float, hi: float) -> "Column | None":
     F = _F()
+    cond = None
+    if math.isfinite(lo):
+        cond = value < F.lit(lo)
+    if math.isfinite(hi):
+        cond = (value > F.lit(hi)) if cond is None else cond | (value > F.lit(hi))
+    return cond
+
+
+def _sentinel_cond(value: "Column", col: "ColumnProfile", config: StewardConfig) -> "Column | None":
+    """Listed sentinels, infinities (when the reference had none), far outside the reference range (numeric).
+    For a non-null, non-NaN value."""
     listed = [float(v) for v in sentinel_values_for(col, config)]
-    is_num = value.isNotNull() & ~F.isnan(value)
-    expr = F.lit(False)
-    if listed:
-        expr = is_num & value.isin(listed)
     if col.nonfinite == 0:
-        expr = expr | (is_num & value.isin([math.inf, -math.inf]))
+        listed += [math.inf, -math.inf]
+    cond = value.isin(listed) if listed else None
     if col.kind == "numeric":
-        lo, hi = bounds(col, config.far_factor)
-        far = is_num & ~value.isin([math.inf, -math.inf]) & ((value < F.lit(lo)) | (value > F.lit(hi)))
-        expr = expr | far
-    return expr
+        far = _outside(value, *bounds(col, config.far_factor))
+        if far is not None:
+            cond = far if cond is None else cond | far
+    return cond
 
 
-def _oor_expr(value: "Column", col: "ColumnProfile", config: StewardConfig) -> "Column":
+def _category_keys(sdf: "DataFrame", name: str) -> "Column":
     F = _F()
-    lo, hi = bounds(col, config.range_tolerance)
-    finite = value.isNotNull() & ~F.isnan(value) & ~value.isin([math.inf, -math.inf])
-    return finite & ((value < F.lit(lo)) | (value > F.lit(hi)))
+    if _is_numeric(sdf, name):
+        value = F.col(name).cast("double")
+        return F.when(value == F.floor(value), value.cast("long").cast("string")).otherwise(F.col(name).cast("string"))
+    return F.col(name).cast("string")
 
 
-def _unknown_expr(sdf: "DataFrame", name: str, col: "ColumnProfile") -> "Column":
-    F = _F()
+def _known_cond(sdf: "DataFrame", name: str, col: "ColumnProfile", value: "Column") -> "Column":
+    """The (non-null) cell is a reference category: numeric-coded columns compare as numbers, others as keys."""
     known = list((col.categories or {}).keys())
     if is_string_category(col) or not _is_numeric(sdf, name):
-        if _is_numeric(sdf, name):
-            value = F.col(name).cast("double")
-            keys = F.when(value == F.floor(value), value.cast("long").cast("string")).otherwise(
-                F.col(name).cast("string"))
-        else:
-            keys = F.col(name).cast("string")
-        return F.col(name).isNotNull() & ~keys.isin(known)
+        return _category_keys(sdf, name).isin(known)
     numeric_known = []
     for k in known:
         try:
             numeric_known.append(float(k))
         except ValueError:
             pass
-    value = F.col(name).cast("double")
-    return ~_null(sdf, name) & ~value.isin(numeric_known)
+    return value.isin(numeric_known)
+
+
+def _cell_code(sdf: "DataFrame", name: str, col: "ColumnProfile", config: StewardConfig, *,
+               classify: bool = True, normalised: bool = False) -> "Column":
+    """The cell's code: NULL, then (when ``classify``) UNPARSED, SENTINEL, OUT_OF_RANGE or UNKNOWN, else OK.
+    ``normalised`` tells apart string categories that normalisation would fix (UNNORMALISED)."""
+    F = _F()
+    branches: list[tuple[Any, int]] = [(_null(sdf, name), NULL)]
+    otherwise = OK
+    if classify:
+        if col.kind == "numeric" or not is_string_category(col):
+            value, unparsed = _value(sdf, name)
+            if unparsed is not None:
+                branches.append((unparsed, UNPARSED_CODE))
+            sentinel = _sentinel_cond(value, col, config)
+            if sentinel is not None:
+                branches.append((sentinel, SENTINEL_CODE))
+            if col.kind == "numeric":
+                outside = _outside(value, *bounds(col, config.range_tolerance))
+                if outside is not None:
+                    branches.append((outside, OUT_OF_RANGE))
+            else:
+                branches.append((_known_cond(sdf, name, col, value), OK))
+                otherwise = UNKNOWN
+        else:
+            branches.append((_known_cond(sdf, name, col, F.col(name)), OK))
+            if normalised:
+                mapping = category_mapping(col, column_aliases(config, name))
+                branches.append((_norm_expr(F.col(name)).isin(list(mapping)), UNNORMALISED))
+            otherwise = UNKNOWN
+    expr = F.when(branches[0][0], F.lit(branches[0][1]))
+    for cond, code in branches[1:]:
+        expr = expr.when(cond, F.lit(code))
+    return expr.otherwise(F.lit(otherwise))
 
 
 def _norm_expr(column: "Column") -> "Column":
@@ -135,22 +186,44 @@ def _data_columns(sdf: "DataFrame") -> list[str]:
 
 
 def _dup_exprs(sdf: "DataFrame", id_column: str | None) -> "DataFrame":
-    """Adds boolean ``_dup`` (exact duplicate after the first) and ``_dupid`` (repeated id, different content)."""
+    """Adds boolean ``_dup`` (exact duplicate after the first) and ``_dupid`` (repeated id, different content).
+
+    Exact duplicates share their id, so with an id column the id window goes first: its hash partitioning on the id
+    also satisfies the whole-row window and the data is shuffled once. The first row of an id group is never an
+    exact duplicate, so "an earlier row has this id" equals "an earlier non-duplicate row has this id".
+    """
     from pyspark.sql import Window
 
     F = _F()
     cols = _data_columns(sdf)
-    sdf = sdf.withColumn("_dup", F.row_number().over(Window.partitionBy(*cols).orderBy(POS)) > 1)
     if id_column and id_column in sdf.columns:
-        sdf = sdf.withColumn("_dupid", (~F.col("_dup")) & (
-            F.row_number().over(Window.partitionBy(id_column, "_dup").orderBy(POS)) > 1))
-    else:
-        sdf = sdf.withColumn("_dupid", F.lit(False))
-    return sdf
+        sdf = sdf.withColumn("_idrank", F.row_number().over(Window.partitionBy(id_column).orderBy(POS)))
+        rest = [c for c in cols if c != id_column]
+        sdf = sdf.withColumn("_dup", F.row_number().over(Window.partitionBy(id_column, *rest).orderBy(POS)) > 1)
+        return sdf.withColumn("_dupid", ~F.col("_dup") & (F.col("_idrank") > 1)).drop("_idrank")
+    sdf = sdf.withColumn("_dup", F.row_number().over(Window.partitionBy(*cols).orderBy(POS)) > 1)
+    return sdf.withColumn("_dupid", F.lit(False))
 
 
-def inspect_spark(sdf: "DataFrame", profile: "ReferenceProfile", config: StewardConfig | None = None) -> Findings:
-    """The same findings as :func:`airflow_agentic.data.findings.inspect_batch`, computed in one aggregation."""
+def _first_ids(issues: "DataFrame", keys: list[int]) -> dict[int, list]:
+    """The first SAMPLE_SIZE row ids (input order) of each issue key, in one bounded query: a row_number limit per
+    key, which Spark applies to each partition before its shuffle."""
+    from pyspark.sql import Window
+
+    F = _F()
+    ranked = (issues.filter(F.col("_k").isin(keys))
+              .withColumn("_rank", F.row_number().over(Window.partitionBy("_k").orderBy(POS))))
+    out: dict[int, list] = {k: [] for k in keys}
+    for r in sorted(ranked.filter(F.col("_rank") <= SAMPLE_SIZE).collect(), key=lambda r: (r["_k"], r["_rank"])):
+        out[int(r["_k"])].append(r["_id"])
+    return out
+
+
+def inspect_spark(sdf: "DataFrame", profile: "ReferenceProfile", config: StewardConfig | None = None, *,
+                  n_rows: int | None = None) -> Findings:
+    """The same findings as :func:`airflow_agentic.data.findings.inspect_batch`: one pass over the data (plus the
+    duplicate window's shuffle) into a small frame of flagged cells, counted and sampled from there. ``n_rows``
+    saves a count when the caller knows it."""
     F = _F()
     started = time.perf_counter()
     config = config or StewardConfig()
@@ -177,84 +250,58 @@ def inspect_spark(sdf: "DataFrame", profile: "ReferenceProfile", config: Steward
             items.append(Finding("extra_column", e, 0, "info", [], {"dtype": str(empty[e].dtype)}))
     if id_col and id_col not in sdf.columns:
         items.append(Finding("missing_column", id_col, 0, "critical", [], {"optional": False, "id_column": True}))
+    dtypes = {**{c: str(empty[c].dtype) for c in empty.columns}, **{m: str(empty[e].dtype) for m, e in renames.items()}}
     for m, e in renames.items():
         sdf = sdf.withColumnRenamed(e, m)
+    n = int(n_rows) if n_rows is not None else sdf.count()
 
     required = set(required_columns(profile, config))
-    masks: list[tuple[str, str | None, Any, str, dict]] = []  # kind, column, expr, severity, detail
-    parse_checks: list[tuple[str, Any, Any]] = []
-    bad = F.lit(False)
-    for name, col in ref.items():
-        if name not in sdf.columns:
-            continue
-        is_target = name == profile.target
-        null = _null(sdf, name)
-        in_required = name in required
-        masks.append(("nulls", name, null, "error" if in_required else "info",
-                      {"required": in_required,
-                       "reference_null_fraction": round(col.nulls / max(col.n + col.nulls, 1), 6)}))
-        if in_required:
-            bad = bad | null
-        if name == id_col:
-            continue
-        if col.kind == "numeric" or not is_string_category(col):
-            value, unparsed = _as_double(sdf, name)
-            parse_checks.append((name, unparsed, ~null))
-            masks.append(("type_mismatch", name, unparsed, "error",
-                          {"batch_dtype": str(empty[name].dtype), "reference_dtype": str(col.dtype)}))
-            sentinel = _sentinel_expr(value, col, config)
-            masks.append(("sentinel", name, sentinel, "error", {}))
-            bad = bad | unparsed | sentinel
-            if col.kind == "numeric":
-                lo, hi = bounds(col, config.range_tolerance)
-                oor = _oor_expr(value, col, config) & ~sentinel
-                masks.append(("out_of_range", name, oor, "warning" if is_target else "error",
-                              {"allowed_min": lo, "allowed_max": hi, "reference_min": col.min,
-                               "reference_max": col.max}))
-                bad = bad | oor
-                continue
-            unknown = _unknown_expr(sdf, name, col) & ~sentinel & ~unparsed
-        else:
-            raw_unknown = _unknown_expr(sdf, name, col)
-            mapping = category_mapping(col, column_aliases(config, name))
-            fixable = raw_unknown & _norm_expr(F.col(name)).isin(list(mapping))
-            masks.append(("unnormalised_category", name, fixable, "warning", {}))
-            unknown = raw_unknown & ~fixable
-        masks.append(("unknown_category", name, unknown, "warning" if is_target else "error", {}))
-        if not is_target:
-            bad = bad | unknown
+    present = [(name, col) for name, col in ref.items() if name in sdf.columns]
+    keys = [F.lit(i * CODE_SPAN) + _cell_code(sdf, name, col, config, classify=name != id_col, normalised=True)
+            for i, (name, col) in enumerate(present)]
     sdf = _dup_exprs(sdf, id_col if id_col in sdf.columns else None)
-    masks.append(("duplicate_rows", None, F.col("_dup"), "warning", {}))
-    masks.append(("duplicate_ids", id_col, F.col("_dupid"), "error", {}))
-
+    dup_base = len(present) * CODE_SPAN
+    keys.append(F.lit(dup_base) + F.when(F.col("_dup"), F.lit(1)).when(F.col("_dupid"), F.lit(2)).otherwise(F.lit(0)))
     id_expr = F.col(id_col) if id_col and id_col in sdf.columns else F.col(POS)
-    aggs = [F.count(F.lit(1)).alias("_n")]
-    for i, (_kind, _col, expr, _sev, _det) in enumerate(masks):
-        aggs.append(F.sum(F.when(expr, 1).otherwise(0)).alias(f"c{i}"))
-    for i, (_name, unparsed, nonnull) in enumerate(parse_checks):
-        aggs.append(F.sum(F.when(nonnull, 1).otherwise(0)).alias(f"nn{i}"))
-    row = sdf.agg(*aggs).collect()[0]
-    n = int(row["_n"])
-    retyped: set[str] = set()
-    for i, (name, _unparsed, _nonnull) in enumerate(parse_checks):
-        idx = next(j for j, m in enumerate(masks) if m[0] == "type_mismatch" and m[1] == name)
-        unparsed_count = int(row[f"c{idx}"] or 0)
-        nonnull = max(int(row[f"nn{i}"] or 0), 1)
-        if unparsed_count and 1.0 - unparsed_count / nonnull < config.min_parse_fraction:
-            retyped.add(name)
-            items.append(Finding("retyped_column", name, 0, "critical", [], {
-                "batch_dtype": str(empty[name].dtype), "reference_dtype": str(ref[name].dtype),
-                "parsed_fraction": round(1.0 - unparsed_count / nonnull, 4)}))
-    flagged = [(i, m) for i, m in enumerate(masks) if int(row[f"c{i}"] or 0) > 0 and m[1] not in retyped]
-    samples: dict[int, list] = {}
-    if flagged:
-        sample_aggs = [F.slice(F.array_sort(F.collect_list(F.when(m[2], F.struct(F.col(POS).alias("p"),
-                                                                                 id_expr.alias("id"))))),
-                               1, SAMPLE_SIZE).alias(f"s{i}") for i, m in flagged]
-        srow = sdf.agg(*sample_aggs).collect()[0]
-        samples = {i: [r["id"] for r in srow[f"s{i}"]] for i, _ in flagged}
-    for i, (kind, column, _expr, severity, detail) in flagged:
-        items.append(Finding(kind, column, int(row[f"c{i}"]), severity, samples.get(i, []), detail))
+    # One entry per flagged cell (a small frame): the counts and the samples both read it, so the input and the
+    # duplicate window are evaluated once.
+    issues = sdf.select(F.col(POS), id_expr.alias("_id"),
+                        F.explode(F.filter(F.array(*keys), lambda k: k % CODE_SPAN != 0)).alias("_k")).cache()
+    try:
+        counts = {int(r["_k"]): int(r["count"]) for r in issues.groupBy("_k").count().collect()}
+        found: list[tuple[int, str, str | None, str, dict]] = []  # key, kind, column, severity, detail
+        for i, (name, col) in enumerate(present):
+            base = i * CODE_SPAN
+            is_target = name == profile.target
+            in_required = name in required
+            found.append((base + NULL, "nulls", name, "error" if in_required else "info",
+                          {"required": in_required,
+                           "reference_null_fraction": round(col.nulls / max(col.n + col.nulls, 1), 6)}))
+            unparsed = counts.get(base + UNPARSED_CODE, 0)
+            if unparsed:
+                parsed_fraction = 1.0 - unparsed / max(n - counts.get(base + NULL, 0), 1)
+                if parsed_fraction < config.min_parse_fraction:
+                    items.append(Finding("retyped_column", name, 0, "critical", [], {
+                        "batch_dtype": dtypes.get(name), "reference_dtype": str(col.dtype),
+                        "parsed_fraction": round(parsed_fraction, 4)}))
+                    continue
+            found.append((base + UNPARSED_CODE, "type_mismatch", name, "error",
+                          {"batch_dtype": dtypes.get(name), "reference_dtype": str(col.dtype)}))
+            found.append((base + SENTINEL_CODE, "sentinel", name, "error", {}))
+            lo, hi = bounds(col, config.range_tolerance)
+            found.append((base + OUT_OF_RANGE, "out_of_range", name, "warning" if is_target else "error",
+                          {"allowed_min": lo, "allowed_max": hi, "reference_min": col.min,
+                           "reference_max": col.max}))
+            found.append((base + UNNORMALISED, "unnormalised_category", name, "warning", {}))
+            found.append((base + UNKNOWN, "unknown_category", name, "warning" if is_target else "error", {}))
+        found.append((dup_base + 1, "duplicate_rows", None, "warning", {}))
+        found.append((dup_base + 2, "duplicate_ids", id_col, "error", {}))
+        found = [f for f in found if counts.get(f[0], 0) > 0]
+        samples = _first_ids(issues, [f[0] for f in found]) if found else {}
+    finally:
+        issues.unpersist()
+    for key, kind, column, severity, detail in found:
+        items.append(Finding(kind, column, counts[key], severity, samples.get(key, []), detail))
     order = {k: j for j, k in enumerate(["renamed_column", "missing_column", "extra_column", "nulls",
                                           "retyped_column", "type_mismatch", "sentinel", "out_of_range",
                                           "unnormalised_category", "unknown_category", "duplicate_rows",
@@ -275,24 +322,51 @@ class SparkBatchState:
     actions: list[dict] = field(default_factory=list)
     accepted: bool = False
     n_input: int = 0
+    persisted: list = field(default_factory=list, repr=False)  # frames this state cached; released by release()
 
     @classmethod
     def from_frame(cls, sdf: "DataFrame", profile: "ReferenceProfile", config: StewardConfig | None = None,
                    source: str | None = None) -> "SparkBatchState":
         F = _F()
+        # Persisted before the first action: monotonically_increasing_id is only stable if it is computed once.
         sdf = (sdf.withColumn(POS, F.monotonically_increasing_id())
                .withColumn(REASON, F.lit(None).cast("string"))
-               .withColumn(SENTINEL, F.lit(False)).withColumn(UNPARSED, F.lit(False)))
-        return cls(sdf=sdf, profile=profile, config=config or StewardConfig(), source=source,
-                   n_input=sdf.count())
+               .withColumn(SENTINEL, F.lit(False)).withColumn(UNPARSED, F.lit(False))).cache()
+        state = cls(sdf=sdf, profile=profile, config=config or StewardConfig(), source=source, n_input=sdf.count())
+        state.persisted.append(sdf)
+        return state
 
     def history(self) -> list[str]:
         return [a["action"] for a in self.actions]
 
+    def finish(self) -> dict:
+        """Persist the final frame (every tool's expressions, evaluated once) and check the invariant on it."""
+        self.sdf = self.sdf.cache()
+        self.persisted.append(self.sdf)
+        return self.check_invariant()
+
+    def split(self) -> tuple["DataFrame", "DataFrame", "DataFrame"]:
+        """(clean rows for validation, clean rows in input order, quarantined rows with their reason in input
+        order), data columns only. Call after :meth:`finish`."""
+        F = _F()
+        data_cols = [c for c in _data_columns(self.sdf) if c not in ("_dup", "_dupid")]
+        is_clean = F.col(REASON).isNull()
+        to_validate = self.sdf.filter(is_clean).select(*data_cols)
+        clean = self.sdf.filter(is_clean).orderBy(POS).select(*data_cols)
+        quarantine = self.sdf.filter(~is_clean).orderBy(POS).select(
+            *data_cols, F.col(REASON).alias(QUARANTINE_REASON_COLUMN))
+        return to_validate, clean, quarantine
+
+    def release(self) -> None:
+        for frame in self.persisted:
+            frame.unpersist()
+        self.persisted.clear()
+
     def mark(self, mask: "Column", reason: str) -> None:
         F = _F()
-        self.sdf = self.sdf.withColumn(REASON, F.when(F.col(REASON).isNull() & mask, F.lit(reason))
-                                       .otherwise(F.col(REASON)))
+        # coalesce references the previous reason once: a when/otherwise that reads it twice doubles the
+        # expression with every mark once Spark collapses the projections.
+        self.sdf = self.sdf.withColumn(REASON, F.coalesce(F.col(REASON), F.when(mask, F.lit(reason))))
 
     def counts(self) -> dict:
         F = _F()
@@ -325,32 +399,45 @@ def spark_rename_columns(state: SparkBatchState, mapping: dict[str, str] | None 
 
 def spark_replace_sentinels(state: SparkBatchState, columns: list[str] | None = None) -> dict:
     F = _F()
-    done = []
+    flags: dict[str, Any] = {}
     for name, col in reference_columns(state.profile, state.config).items():
         if name not in state.sdf.columns or name == state.config.id_column or (columns and name not in columns):
             continue
         if (col.kind != "numeric" and is_string_category(col)) or not _is_numeric(state.sdf, name):
             continue
-        value = F.col(name).cast("double")
-        mask = _sentinel_expr(value, col, state.config)
-        state.sdf = (state.sdf.withColumn(SENTINEL, F.col(SENTINEL) | mask)
-                     .withColumn(name, F.when(mask, F.lit(None)).otherwise(F.col(name))))
-        done.append(name)
-    return state._log("replace_sentinels", columns=done)
+        sentinel = _sentinel_cond(F.col(name).cast("double"), col, state.config)
+        if sentinel is not None:
+            flags[name] = ~_null(state.sdf, name) & sentinel
+    if flags:
+        # Each column's sentinel test once, in a projection of its own: the flag and the replaced value both read it.
+        tmp = {name: f"_rs{i}" for i, name in enumerate(flags)}
+        sdf = state.sdf.select("*", *[flags[name].alias(tmp[name]) for name in flags])
+        any_sentinel = F.col(SENTINEL)
+        for name in flags:
+            any_sentinel = any_sentinel | F.col(tmp[name])
+        state.sdf = sdf.withColumns({SENTINEL: any_sentinel, **{
+            name: F.when(F.col(tmp[name]), F.lit(None)).otherwise(F.col(name)) for name in flags}}).drop(*tmp.values())
+    return state._log("replace_sentinels", columns=list(flags))
 
 
 def spark_coerce_types(state: SparkBatchState) -> dict:
     F = _F()
-    done = []
+    values: dict[str, Any] = {}
     for name, col in reference_columns(state.profile, state.config).items():
         if name not in state.sdf.columns or (col.kind != "numeric" and is_string_category(col)):
             continue
         if _is_numeric(state.sdf, name):
             continue
-        value, unparsed = _as_double(state.sdf, name)
-        state.sdf = state.sdf.withColumn(UNPARSED, F.col(UNPARSED) | unparsed).withColumn(name, value)
-        done.append(name)
-    return state._log("coerce_types", columns=done)
+        values[name] = _value(state.sdf, name)[0]
+    if values:
+        tmp = {name: f"_ct{i}" for i, name in enumerate(values)}
+        sdf = state.sdf.select("*", *[values[name].alias(tmp[name]) for name in values])
+        unparsed = F.col(UNPARSED)
+        for name in values:
+            unparsed = unparsed | (F.col(name).isNotNull() & (F.col(tmp[name]).isNull() | F.isnan(F.col(tmp[name]))))
+        state.sdf = sdf.withColumns({UNPARSED: unparsed, **{name: F.col(tmp[name]) for name in values}}).drop(
+            *tmp.values())
+    return state._log("coerce_types", columns=list(values))
 
 
 def spark_normalise_categories(state: SparkBatchState, aliases: dict[str, dict[str, str]] | None = None) -> dict:
@@ -375,12 +462,11 @@ def spark_normalise_categories(state: SparkBatchState, aliases: dict[str, dict[s
 
 
 def spark_deduplicate(state: SparkBatchState, id_column: str | None = None) -> dict:
+    F = _F()
     id_column = id_column or state.config.id_column
     sdf = _dup_exprs(state.sdf, id_column if id_column in state.sdf.columns else None)
-    state.sdf = sdf
-    state.mark(sdf["_dup"], "duplicate")
-    state.mark(sdf["_dupid"], "duplicate_id")
-    state.sdf = state.sdf.drop("_dup", "_dupid")
+    state.sdf = sdf.withColumn(REASON, F.coalesce(F.col(REASON), F.when(F.col("_dup"), F.lit("duplicate")),
+                                                  F.when(F.col("_dupid"), F.lit("duplicate_id")))).drop("_dup", "_dupid")
     return state._log("deduplicate")
 
 
@@ -395,37 +481,39 @@ def spark_quarantine_rows(state: SparkBatchState, rows: Any, reason: str) -> dic
 
 
 def spark_quarantine_invalid(state: SparkBatchState) -> dict:
+    """Rows still invalid, first reason in INVALID_REASON_ORDER wins: one code per cell (see :func:`_cell_code`),
+    then one coalesce over the reasons."""
     F = _F()
-    sdf = state.sdf
-    required = set(required_columns(state.profile, state.config))
-    null_any, oor, unknown, still_sentinel, still_unparsed = (F.lit(False),) * 5
-    for name, col in reference_columns(state.profile, state.config).items():
-        if name not in sdf.columns:
+    config, profile = state.config, state.profile
+    required = set(required_columns(profile, config))
+    codes: dict[str, Any] = {}
+    for name, col in reference_columns(profile, config).items():
+        if name not in state.sdf.columns:
             continue
-        if name in required:
-            null_any = null_any | _null(sdf, name)
-        if name == state.config.id_column or name == state.profile.target:
-            continue
-        if col.kind == "numeric" or not is_string_category(col):
-            value, unparsed = _as_double(sdf, name)
-            still_unparsed = still_unparsed | unparsed
-            sentinel = _sentinel_expr(value, col, state.config)
-            still_sentinel = still_sentinel | sentinel
-            if col.kind == "numeric":
-                oor = oor | (_oor_expr(value, col, state.config) & ~sentinel)
-            else:
-                unknown = unknown | (_unknown_expr(sdf, name, col) & ~sentinel & ~unparsed)
-        else:
-            unknown = unknown | _unknown_expr(sdf, name, col)
-    masks = {
-        "type_mismatch": (F.col(UNPARSED) & null_any) | still_unparsed,
-        "sentinel": (F.col(SENTINEL) & null_any) | still_sentinel,
+        classify = name not in (config.id_column, profile.target)
+        if classify or name in required:
+            codes[name] = _cell_code(state.sdf, name, col, config, classify=classify)
+    tmp = {name: f"_qc{i}" for i, name in enumerate(codes)}
+    sdf = state.sdf.select("*", *[codes[name].alias(tmp[name]) for name in codes])
+
+    def any_code(code: int, names: Any) -> Any:
+        out = F.lit(False)
+        for name in names:
+            out = out | (F.col(tmp[name]) == code)
+        return out
+
+    classified = [n for n in codes if n not in (config.id_column, profile.target)]
+    sdf = sdf.withColumn("_qnull", any_code(NULL, [n for n in codes if n in required]))
+    null_any = F.col("_qnull")
+    reasons = {
+        "type_mismatch": (F.col(UNPARSED) & null_any) | any_code(UNPARSED_CODE, classified),
+        "sentinel": (F.col(SENTINEL) & null_any) | any_code(SENTINEL_CODE, classified),
         "null": null_any & ~F.col(SENTINEL) & ~F.col(UNPARSED),
-        "out_of_range": oor,
-        "unknown_category": unknown,
+        "out_of_range": any_code(OUT_OF_RANGE, classified),
+        "unknown_category": any_code(UNKNOWN, classified),
     }
-    for reason in INVALID_REASON_ORDER:
-        state.mark(masks[reason], reason)
+    reason = F.coalesce(F.col(REASON), *[F.when(reasons[r], F.lit(r)) for r in INVALID_REASON_ORDER])
+    state.sdf = sdf.withColumn(REASON, reason).drop(*tmp.values(), "_qnull")
     return state._log("quarantine_invalid")
 
 
@@ -500,53 +588,48 @@ def steward_spark(batch: Any, profile: "ReferenceProfile", out_dir: Any, *, spar
         spark = spark or SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
         sdf, source = read_spark(spark, batch, fmt), dio.location(batch)
     state = SparkBatchState.from_frame(sdf, profile, config, source=source)
-    state.sdf = state.sdf.cache()
-    state.findings = inspect_spark(state.sdf, profile, config)
-    timings["inspect"] = time.perf_counter() - t0
+    try:
+        state.findings = inspect_spark(state.sdf, profile, config, n_rows=state.n_input)
+        timings["inspect"] = time.perf_counter() - t0
 
-    t = time.perf_counter()
-    for _ in range(20):
-        action, args = policy(state.findings, state, state.history())
-        SPARK_TOOLS[action](state, **args)
-        if action == "accept":
-            break
-    final = state.sdf.cache()
-    state.sdf = final
-    counts = state.check_invariant()
-    timings["clean"] = time.perf_counter() - t
+        t = time.perf_counter()
+        for _ in range(20):
+            action, args = policy(state.findings, state, state.history())
+            SPARK_TOOLS[action](state, **args)
+            if action == "accept":
+                break
+        counts = state.finish()
+        timings["clean"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    F = _F()
-    data_cols = [c for c in _data_columns(final) if c not in ("_dup", "_dupid")]
-    clean = final.filter(F.col(REASON).isNull()).orderBy(POS).select(*data_cols)
-    quarantine = final.filter(F.col(REASON).isNotNull()).orderBy(POS).select(
-        *data_cols, F.col(REASON).alias(QUARANTINE_REASON_COLUMN))
-    suite_json = suite if suite is not None else suite_from_profile(
-        profile, id_column=config.id_column, range_tolerance=config.range_tolerance, required=config.required,
-        exclude=config.exclude)
-    validation: dict = {}
-    if validate != "none":
-        validation = validate_frame(clean if validate == "clean" else sdf, suite_json, engine="spark")
-        validation["validated"] = validate
-    timings["validate"] = time.perf_counter() - t
+        t = time.perf_counter()
+        to_validate, clean, quarantine = state.split()
+        suite_json = suite if suite is not None else suite_from_profile(
+            profile, id_column=config.id_column, range_tolerance=config.range_tolerance, required=config.required,
+            exclude=config.exclude)
+        validation: dict = {}
+        if validate != "none":
+            validation = validate_frame(to_validate if validate == "clean" else sdf, suite_json, engine="spark")
+            validation["validated"] = validate
+        timings["validate"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    outputs = {key: dio.location(dio.join(out_dir, name)) for key, name in OUTPUT_FILES.items()}
-    clean.write.mode("overwrite").parquet(outputs["clean"])
-    quarantine.write.mode("overwrite").parquet(outputs["quarantine"])
-    report = StewardReport(
-        source=source, engine="spark", counts=counts,
-        findings={**state.findings.summary(), "items": [f.to_dict() for f in state.findings.items],
-                  "drift": None},
-        actions=state.actions, outputs=outputs,
-        validation=summarise_validation(validation) if validation else {},
-        validation_location=outputs["validation"] if validation else None, accepted=state.accepted,
-        timings=timings)
-    files = {OUTPUT_FILES["report"]: dio.json_bytes(report.to_dict())}
-    if validation:
-        files = {OUTPUT_FILES["validation"]: dio.json_bytes(validation), **files}
-    dio.write_outputs(out_dir, files, extra={"counts": counts})
-    timings["write"] = time.perf_counter() - t
-    timings["total"] = time.perf_counter() - t0
-    final.unpersist()
+        t = time.perf_counter()
+        outputs = {key: dio.location(dio.join(out_dir, name)) for key, name in OUTPUT_FILES.items()}
+        clean.write.mode("overwrite").parquet(outputs["clean"])
+        quarantine.write.mode("overwrite").parquet(outputs["quarantine"])
+        report = StewardReport(
+            source=source, engine="spark", counts=counts,
+            findings={**state.findings.summary(), "items": [f.to_dict() for f in state.findings.items],
+                      "drift": None},
+            actions=state.actions, outputs=outputs,
+            validation=summarise_validation(validation) if validation else {},
+            validation_location=outputs["validation"] if validation else None, accepted=state.accepted,
+            timings=timings)
+        files = {OUTPUT_FILES["report"]: dio.json_bytes(report.to_dict())}
+        if validation:
+            files = {OUTPUT_FILES["validation"]: dio.json_bytes(validation), **files}
+        dio.write_outputs(out_dir, files, extra={"counts": counts})
+        timings["write"] = time.perf_counter() - t
+        timings["total"] = time.perf_counter() - t0
+    finally:
+        state.release()
     return report

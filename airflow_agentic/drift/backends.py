@@ -122,7 +122,7 @@ def run_backend(backend: str, profile: ReferenceProfile, prepared: list[Prepared
         if col.profile.kind == "numeric":
             from airflow_agentic.drift.detectors import _effect_scale
 
-            w1 = stats.wasserstein_sorted(col.profile.sorted_values, col.values)
+            w1 = stats.wasserstein_sorted(col.profile.sorted_values, col.sorted_values)
             res.wasserstein, res.effect = w1, w1 / _effect_scale(col.profile)
         else:
             res.psi = res.effect = stats.psi_counts(col.profile.categories or {}, col.counts or {})

@@ -53,20 +53,29 @@ class DriftInputError(ValueError):
 
 # --------------------------------------------------------------------------- preparing one column
 class PreparedColumn:
-    """The batch side of one column, cleaned: sorted finite values (numeric) or category counts."""
+    """The batch side of one column, cleaned: finite values in batch order (numeric) or category counts."""
 
-    __slots__ = ("name", "profile", "values", "counts", "nulls", "nonfinite", "unparsable", "unseen", "warnings")
+    __slots__ = ("name", "profile", "values", "_sorted", "counts", "nulls", "nonfinite", "unparsable", "unseen",
+                 "warnings")
 
     def __init__(self, name: str, profile: ColumnProfile):
         self.name = name
         self.profile = profile
         self.values: np.ndarray | None = None
+        self._sorted: np.ndarray | None = None
         self.counts: dict[str, int] | None = None
         self.nulls = 0
         self.nonfinite = 0
         self.unparsable = 0
         self.unseen: list[str] = []
         self.warnings: list[str] = []
+
+    @property
+    def sorted_values(self) -> np.ndarray | None:
+        """The finite values sorted (once, on first use)."""
+        if self._sorted is None and self.values is not None:
+            self._sorted = stats.sort_finite(self.values)
+        return self._sorted
 
     @property
     def n_used(self) -> int:
@@ -110,13 +119,13 @@ def prepare_column(name: str, profile: ColumnProfile, series: Any) -> PreparedCo
     if profile.kind == "numeric":
         values = _numeric_array(name, series, prepared)
         finite_mask = np.isfinite(values)
-        if finite_mask.all():  # the common case: one pass, no masks kept, no copy before the sort
-            prepared.values = np.sort(values)
+        if finite_mask.all():  # the common case: one pass, no masks kept, no copy
+            prepared.values = values
             return prepared
         nan_count = int(np.isnan(values).sum())
         prepared.nulls = nan_count - prepared.unparsable
         prepared.nonfinite = int(len(values) - nan_count - finite_mask.sum())
-        prepared.values = np.sort(values[finite_mask])
+        prepared.values = values[finite_mask]
         if prepared.nonfinite:
             prepared.warnings.append(f"{name}: {prepared.nonfinite} infinite value(s) excluded from the statistics")
     else:
@@ -167,7 +176,14 @@ def _n_ref(profile: ColumnProfile) -> int:
 
 
 def _numeric_statistics(prepared: PreparedColumn) -> tuple[float, float]:
-    return stats.ks_wasserstein_sorted(prepared.profile.sorted_values, prepared.values)
+    """(KS statistic, Wasserstein-1); large batches against large references without sorting the batch."""
+    if prepared.n_used >= stats.GRID_MIN_ROWS:
+        grid = prepared.profile.reference_grid()
+        if grid is not None:
+            out = grid.ks_wasserstein(prepared.values)
+            if out is not None:
+                return out
+    return stats.ks_wasserstein_sorted(prepared.profile.sorted_values, prepared.sorted_values)
 
 
 def builtin_column_tests(prepared: list[PreparedColumn], *, ks_method: str = "auto",
@@ -299,9 +315,10 @@ def detect_drift(
     if not all(isinstance(c, str) for c in batch.columns):
         batch = batch.rename(columns=lambda c: str(c))  # copies the frame: only when some label is not a str
 
-    # numeric columns (to numpy, count NaN/inf, sort) in threads: np.sort releases the GIL
+    # Preparing is cheap for numeric columns (to numpy, count NaN/inf) and holds the GIL for categorical ones
+    # (hashing values): one thread. The numeric statistics run in threads: numpy releases the GIL there.
     workers = threads or default_threads(len(names))
-    prepared = _map(lambda name: prepare_column(name, profile.columns[name], batch[name]), names, workers)
+    prepared = [prepare_column(name, profile.columns[name], batch[name]) for name in names]
     warnings: list[str] = []
     if backend == "builtin":
         results = builtin_column_tests(prepared, ks_method=ks_method, threads=workers)

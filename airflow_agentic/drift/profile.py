@@ -13,7 +13,9 @@ so a KS statistic computed from the sketch is within that bound of the exact one
 within ``(max - min) / (k - 1)`` of the exact one. p-values always use the true ``n``.
 
 Storage is a single uncompressed ``.npz`` file: one ``__meta__`` entry (UTF-8 JSON, as bytes) plus one float64 array
-per numeric column. It loads with ``allow_pickle=False``; older compressed files still load.
+per numeric column, each starting at a 64-byte aligned offset (padding in the zip extra field), so loading hands out
+read-only views into the bytes read (no copy, no CRC pass). ``np.load(..., allow_pickle=False)`` reads it too; older
+and compressed files still load (through np.load).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from airflow_agentic.drift.stats import ReferenceGrid, sort_finite
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,6 +55,8 @@ class ColumnProfile:
     n_finite: int = 0  # number of finite values summarised by sorted_values (== len(sorted_values) when exact)
     lumped: bool = False  # categories beyond max_categories were merged into OTHER_CATEGORY
     scale: float | None = None  # effect denominator, see effect_scale (computed once, stored with the profile)
+    # bucket counts of sorted_values for detection without sorting the batch (built on first use, never stored)
+    _grid: Any = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def effect_scale(self) -> float:
@@ -58,6 +64,14 @@ class ColumnProfile:
         if self.scale is None:
             self.scale = effect_scale_of(self.sorted_values)
         return self.scale
+
+    def reference_grid(self) -> ReferenceGrid | None:
+        """The ReferenceGrid of the numeric values (None when too small to pay), built once per loaded profile."""
+        if self._grid is None:
+            self._grid = ReferenceGrid.build(self.sorted_values) if self.kind == "numeric" else None
+            if self._grid is None:
+                self._grid = False
+        return self._grid or None
 
     @property
     def cdf_error_bound(self) -> float:
@@ -72,7 +86,7 @@ class ColumnProfile:
         if self.kind == "numeric":
             out.update(nonfinite=self.nonfinite, min=self.min, max=self.max, exact=self.exact)
             if self.sorted_values is not None and len(self.sorted_values):
-                q = np.quantile(self.sorted_values, [0.25, 0.5, 0.75])
+                q = sorted_quantiles(self.sorted_values, [0.25, 0.5, 0.75])
                 out.update(p25=float(q[0]), median=float(q[1]), p75=float(q[2]),
                            mean=float(np.mean(self.sorted_values)))
         else:
@@ -118,10 +132,23 @@ def category_counts(values: Any) -> tuple[dict[str, int], int]:
     return ordered, int(raw.sum())
 
 
+def sorted_quantiles(sorted_values: np.ndarray, qs: list[float]) -> list[float]:
+    """np.quantile (linear) of an already sorted array without its partition pass: numpy's own interpolation on
+    the two neighbours of each virtual index gives the same floats."""
+    n = len(sorted_values)
+    out = []
+    for q in qs:
+        virtual = q * (n - 1)
+        below = min(int(math.floor(virtual)), n - 1)
+        pair = sorted_values[below:below + 2]
+        out.append(float(np.quantile(pair, virtual - below)) if len(pair) == 2 else float(pair[0]))
+    return out
+
+
 def effect_scale_of(sorted_values: np.ndarray | None) -> float:
     if sorted_values is None or len(sorted_values) == 0:
         return 1.0
-    q1, q3 = np.quantile(sorted_values, [0.25, 0.75])
+    q1, q3 = sorted_quantiles(sorted_values, [0.25, 0.75])
     scale = float(q3 - q1)
     if scale <= 0:
         scale = float(np.std(sorted_values))
@@ -165,7 +192,7 @@ def profile_numeric(name: str, dtype: str, values: np.ndarray, max_exact: int = 
     nulls = int(nan_mask.sum())
     finite = values[np.isfinite(values)]
     nonfinite = int(len(values) - nulls - len(finite))
-    finite = np.sort(finite, kind="stable")
+    finite = sort_finite(finite)
     exact = len(finite) <= max_exact
     stored = finite if exact else sketch_sorted(finite, max_exact)
     return ColumnProfile(
@@ -320,29 +347,31 @@ class ReferenceProfile:
                 arrays[spec["values_key"]] = np.asarray(col.sorted_values, dtype=np.float64)
         if self.sample is not None:
             arrays["__sample__"] = np.asarray(self.sample, dtype=np.float64)
-        buf = io.BytesIO()
-        # uncompressed: sorted floats barely compress, and inflating them cost more than the detection itself
-        np.savez(buf, **arrays)
-        return buf.getvalue()
+        return aligned_npz_bytes(arrays)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ReferenceProfile:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            meta = json.loads(bytes(npz["__meta__"]).decode("utf-8"))
-            if meta.get("format") != "airflow-agentic-reference-profile":
-                raise ValueError("not a reference profile")
-            cols: dict[str, ColumnProfile] = {}
-            for spec in meta["columns"]:
-                values = npz[spec["values_key"]] if spec["values_key"] else None
-                cols[spec["name"]] = ColumnProfile(
-                    name=spec["name"], kind=spec["kind"], dtype=spec["dtype"], n=spec["n"], nulls=spec["nulls"],
-                    nonfinite=spec["nonfinite"], min=spec["min"], max=spec["max"], sorted_values=values,
-                    categories=spec["categories"], exact=spec["exact"], n_finite=spec["n_finite"],
-                    lumped=spec.get("lumped", False), scale=spec.get("effect_scale"),
-                )
-            sample = npz["__sample__"] if "__sample__" in npz.files else None
+        """Arrays come back as read-only views into ``data`` (no copy) when the file is one of ours; older or
+        compressed files go through ``np.load``."""
+        arrays = npz_views(data)
+        if arrays is None:
+            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+                arrays = {key: npz[key] for key in npz.files}
+        meta = json.loads(bytes(arrays["__meta__"]).decode("utf-8"))
+        if meta.get("format") != "airflow-agentic-reference-profile":
+            raise ValueError("not a reference profile")
+        cols: dict[str, ColumnProfile] = {}
+        for spec in meta["columns"]:
+            values = arrays[spec["values_key"]] if spec["values_key"] else None
+            cols[spec["name"]] = ColumnProfile(
+                name=spec["name"], kind=spec["kind"], dtype=spec["dtype"], n=spec["n"], nulls=spec["nulls"],
+                nonfinite=spec["nonfinite"], min=spec["min"], max=spec["max"], sorted_values=values,
+                categories=spec["categories"], exact=spec["exact"], n_finite=spec["n_finite"],
+                lumped=spec.get("lumped", False), scale=spec.get("effect_scale"),
+            )
         return cls(columns=cols, n_rows=meta["n_rows"], target=meta["target"], created_at=meta["created_at"],
-                   metadata=meta.get("metadata") or {}, sample=sample, sample_columns=meta.get("sample_columns") or [])
+                   metadata=meta.get("metadata") or {}, sample=arrays.get("__sample__"),
+                   sample_columns=meta.get("sample_columns") or [])
 
     def save(self, path: Any) -> None:
         """Write one .npz file to a str path or anything with ``.open("wb")`` (pathlib, ObjectStoragePath, UPath)."""
@@ -363,6 +392,75 @@ class ReferenceProfile:
             with path.open("rb") as fh:
                 data = fh.read()
         return cls.from_bytes(data)
+
+
+_ZIP_ALIGN = 64  # numpy pads .npy headers to 64 bytes: a 64-aligned member start keeps the data 64-aligned
+_PAD_EXTRA_ID = 0xD935  # the zip extra field id Android's zipalign uses for padding; readers skip unknown ids
+
+
+def aligned_npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """An uncompressed .npz (np.load reads it) whose array data start at 64-byte aligned offsets.
+
+    Padding goes into each member's extra field, so ``npz_views`` can hand out the arrays as aligned views.
+    """
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for key, array in arrays.items():
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_STORED
+            info.CRC = info.compress_size = info.file_size = 0  # FileHeader's length does not depend on them
+            header = len(info.FileHeader(zip64=True))
+            pad = -(buf.tell() + header) % _ZIP_ALIGN
+            if 0 < pad < 4:  # an extra field needs at least its 4-byte id + size
+                pad += _ZIP_ALIGN
+            if pad:
+                info.extra = _PAD_EXTRA_ID.to_bytes(2, "little") + (pad - 4).to_bytes(2, "little") + bytes(pad - 4)
+            with zf.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+    return buf.getvalue()
+
+
+def npz_views(data: bytes) -> dict[str, np.ndarray] | None:
+    """The arrays of an uncompressed .npz as read-only views into ``data``: no copy, no CRC pass over the values.
+
+    None when a member is compressed or not a plain .npy (np.load handles those). A view whose data are not aligned
+    for its dtype is copied: numpy would otherwise copy it again on every sort or search.
+    """
+    import struct
+    import zipfile
+
+    from numpy.lib import format as npy
+
+    arrays: dict[str, np.ndarray] = {}
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        for info in zf.infolist():
+            if info.compress_type != zipfile.ZIP_STORED or not info.filename.endswith(".npy"):
+                return None
+            start = info.header_offset
+            if data[start:start + 4] != b"PK\x03\x04":
+                return None
+            name_len, extra_len = struct.unpack_from("<HH", data, start + 26)
+            offset = start + 30 + name_len + extra_len
+            major = data[offset + 6] if offset + 8 <= len(data) else 0
+            if data[offset:offset + 6] != npy.MAGIC_PREFIX or major not in (1, 2):
+                return None
+            size_bytes = 2 if major == 1 else 4
+            header_len = int.from_bytes(data[offset + 8:offset + 8 + size_bytes], "little")
+            body = offset + 8 + size_bytes + header_len
+            read_header = npy.read_array_header_1_0 if major == 1 else npy.read_array_header_2_0
+            shape, fortran, dtype = read_header(io.BytesIO(data[offset + 8:body]))
+            count = math.prod(shape)
+            if dtype.hasobject or body + count * dtype.itemsize > offset + info.file_size:
+                return None
+            array = np.frombuffer(data, dtype=dtype, count=count, offset=body)
+            array = array.reshape(shape, order="F" if fortran else "C")
+            if not array.flags.aligned:
+                array = array.copy()
+                array.flags.writeable = False
+            arrays[info.filename[:-4]] = array
+    return arrays
 
 
 def profile_predictions(predictions: Any, *, max_exact: int = DEFAULT_MAX_EXACT) -> ColumnProfile:

@@ -30,6 +30,8 @@ DEFAULT_GATE = {"metric": "accuracy", "margin": 0.01, "max_latency_ratio": None,
 EXPECTED_ACCURACY_TAG = "agentic.expected_accuracy"
 EXPECTED_ROWS_TAG = "agentic.expected_rows"
 PROFILE_TAG = "agentic.profile"
+# Written by LabelStudioAnnotationSensor next to each label (given | auto | human); the first one is the source.
+PROVENANCE_COLUMNS = ("label_source", "label_annotator", "label_confidence")
 
 
 @dataclass
@@ -83,6 +85,18 @@ def champion_version(model_name: str, tracking_uri: str | None = None, alias: st
         return None
 
 
+def _champion_model(model_name: str) -> Any:
+    """The champion's sklearn model (for ``predict_proba``), or None when there is none or it has no probabilities."""
+    import mlflow.sklearn
+
+    try:
+        model = mlflow.sklearn.load_model(f"models:/{model_name}@champion")
+    except Exception as exc:  # noqa: BLE001 - no champion yet, or not a sklearn model: nothing labels automatically
+        log.info("no champion to auto-label with: %s", exc)
+        return None
+    return model if hasattr(model, "predict_proba") else None
+
+
 def _step(steps: list[dict[str, Any]], agent: str, action: str, reason: str, started: float, **data: Any) -> None:
     steps.append({"agent": agent, "action": action, "reason": reason,
                   "seconds": round(time.perf_counter() - started, 3), **data})
@@ -94,11 +108,12 @@ def continuous_turn(frame: pd.DataFrame, *, target: str, model_name: str, experi
                     min_labelled_rows: int = 100, gate_policy: dict[str, Any] | None = None,
                     tracking_uri: str | None = None, profile_dir: str | None = None, promote: bool = True,
                     data_location: str | None = None, lineage: dict[str, str] | None = None,
-                    seed: int = 0) -> ContinuousTurnResult:
+                    annotation_policy: dict[str, Any] | None = None, seed: int = 0) -> ContinuousTurnResult:
     """One flywheel turn on ``frame`` (features, ``target`` and optionally ``id_column``)."""
     import mlflow
     from mlflow import MlflowClient
 
+    from airflow_agentic.agents.annotation import LABEL_SOURCE_COLUMN, AnnotationAgent
     from airflow_agentic.agents.deployment import DeploymentAgent
     from airflow_agentic.agents.loop import AgentLoop
     from airflow_agentic.agents.training import TrainingAgent
@@ -106,6 +121,7 @@ def continuous_turn(frame: pd.DataFrame, *, target: str, model_name: str, experi
     from airflow_agentic.models.dataset import Dataset
     from airflow_agentic.models.gate import GatePolicy, GateVerdict, gate_from_registry
     from airflow_agentic.models.registry import ModelRegistry
+    from airflow_agentic.data.synthesis import SYNTHETIC_COLUMN
     from airflow_agentic.models.training import TrainingResult
 
     began = time.perf_counter()
@@ -122,35 +138,56 @@ def continuous_turn(frame: pd.DataFrame, *, target: str, model_name: str, experi
         _step(steps, "data_steward", "stop", f"no rows or no {target!r} column", started, rows=len(frame))
         result.seconds = round(time.perf_counter() - began, 3)
         return result
+    # Label provenance from the annotation sensor's training file is not a feature: set aside, kept per row.
+    provenance = [c for c in PROVENANCE_COLUMNS if c in frame.columns]
+    sources = frame[provenance[0]] if provenance else None
+    frame = frame.drop(columns=provenance)
     features = frame.drop(columns=[target])
     outcome = T.steward_rows(features, T.steward_profile(features, id_column), id_column=id_column)
     clean = frame[outcome.clean].reset_index(drop=True)
+    if sources is not None:
+        clean[LABEL_SOURCE_COLUMN] = sources[outcome.clean].reset_index(drop=True).where(clean[target].notna())
     _step(steps, "data_steward", "steward_batch", "quarantine what the rules or the agent could not repair",
           started, rows=len(frame), clean=len(clean), quarantined=outcome.quarantined, by_reason=outcome.by_reason)
 
-    # 2. Annotation: unlabelled rows cannot train or gate. Labelling happens upstream (AnnotationOperator).
+    # 2. Annotation & Synthesis. Real (given) labels gate the challenger, so the holdout is drawn from them first;
+    # the agent then labels the confident rows with the champion and grows rare classes, in the training pool only.
     started = time.perf_counter()
-    labelled = clean[clean[target].notna()].reset_index(drop=True)
-    missing = len(clean) - len(labelled)
-    if len(labelled) < min_labelled_rows:
+    # Labels a model made are never evaluated on: only given and human labels can gate.
+    given = (clean[target].notna() & (clean.get(LABEL_SOURCE_COLUMN, "given") != "auto")).to_numpy()
+    if int(given.sum()) < min_labelled_rows:
         result.status = "needs_annotation"
-        _step(steps, "annotation", "request_labels", f"{len(labelled)} labelled rows < {min_labelled_rows}",
-              started, labelled=len(labelled), unlabelled=missing)
+        _step(steps, "annotation", "request_labels", f"{int(given.sum())} labelled rows < {min_labelled_rows}",
+              started, labelled=int(given.sum()), unlabelled=int((~given).sum()))
         result.seconds = round(time.perf_counter() - began, 3)
         return result
-    _step(steps, "annotation", "skip" if not missing else "drop_unlabelled",
-          "labels present" if not missing else f"{missing} unlabelled rows wait for annotation", started,
-          labelled=len(labelled), unlabelled=missing)
-
-    # 3. Training: a held-out share never seen by the search gates the challenger against the champion.
-    started = time.perf_counter()
     rng = np.random.default_rng(seed)
-    is_holdout = rng.random(len(labelled)) < holdout_fraction
-    drop = [c for c in (target, id_column) if c and c in labelled.columns]
-    X = labelled.drop(columns=drop)
-    y = labelled[target].astype(int) if labelled[target].dtype.kind == "f" else labelled[target]
-    X_train, y_train = X[~is_holdout].reset_index(drop=True), y[~is_holdout].reset_index(drop=True)
-    X_hold, y_hold = X[is_holdout].reset_index(drop=True), y[is_holdout].reset_index(drop=True)
+    is_holdout = given & (rng.random(len(clean)) < holdout_fraction)
+    holdout, pool = clean[is_holdout].reset_index(drop=True), clean[~is_holdout].reset_index(drop=True)
+    champion_model = _champion_model(model_name) if pool[target].isna().any() else None
+    annotation = AnnotationAgent(pool, target=target, champion=champion_model, id_column=id_column, seed=seed,
+                                 **(annotation_policy or {}))
+    run = AgentLoop(annotation, budget={"max_steps": 8}).run()
+    if run.status != "finished":
+        raise RuntimeError(f"annotation agent ended {run.status}: {run.result}")
+    pool = annotation.training_rows()
+    acted = [s.tool for s in run.steps if s.tool != "finish" and s.status == "ok"]
+    _step(steps, "annotation", "+".join(acted) or "skip", "; ".join(s.rationale for s in run.steps) or "labels present",
+          started,
+          **annotation.result(), agent_steps=[s.compact() for s in run.steps])
+    lineage.update({"labels.auto": str(int((pool[LABEL_SOURCE_COLUMN] == "auto").sum())),
+                    "rows.synthetic": str(annotation.synthetic_rows)})
+
+    # 3. Training: the held-out rows never seen by the search gate the challenger against the champion.
+    started = time.perf_counter()
+    drop = [c for c in (target, id_column, LABEL_SOURCE_COLUMN, SYNTHETIC_COLUMN) if c and c in pool.columns]
+
+    def split(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+        labels = frame[target].astype(int) if frame[target].dtype.kind == "f" else frame[target]
+        return frame.drop(columns=[c for c in drop if c in frame.columns]), labels.reset_index(drop=True)
+
+    X_train, y_train = split(pool)
+    X_hold, y_hold = split(holdout)
     training_agent = TrainingAgent(
         Dataset(X_train, y_train, location=data_location), model_name=model_name, experiment_name=experiment_name,
         run_key=lineage.get("run_key") or f"{model_name}-{time.time_ns()}", client=MlflowClient(tracking_uri),
@@ -172,9 +209,17 @@ def continuous_turn(frame: pd.DataFrame, *, target: str, model_name: str, experi
     policy = GatePolicy.from_dict({**DEFAULT_GATE, **(gate_policy or {})})
     registry = ModelRegistry(tracking_uri)
     client = registry.client
-    if not promote:
-        verdict = gate_from_registry(model_name, X_hold, y_hold, policy=policy, tracking_uri=tracking_uri)
-        deployment: dict[str, Any] = {"verdict": verdict.to_dict(), "promotion": None}
+    # A retried turn whose promotion already landed finds its challenger serving as champion: it finishes the
+    # bookkeeping (tags, profile) and reports the promotion instead of gating the model against itself.
+    already_promoted = promote and champion_version(model_name, tracking_uri) == training.version
+    if not promote or already_promoted:
+        # After the promotion the challenger is `champion` and the one it beat is `previous`: the same comparison.
+        aliases = {"challenger_alias": "champion", "champion_alias": "previous"} if already_promoted else {}
+        verdict = gate_from_registry(model_name, X_hold, y_hold, policy=policy, tracking_uri=tracking_uri,
+                                     **aliases)
+        promotion_record = (registry.promote(model_name, training.version, reason="retried turn").to_dict()
+                            if already_promoted else None)
+        deployment: dict[str, Any] = {"verdict": verdict.to_dict(), "promotion": promotion_record}
         agent_steps: list[dict[str, Any]] = []
     else:
         agent = DeploymentAgent(model_name, (X_hold, y_hold), registry=registry, policy=policy,
@@ -198,7 +243,9 @@ def continuous_turn(frame: pd.DataFrame, *, target: str, model_name: str, experi
         from airflow_agentic.drift.profile import ReferenceProfile
 
         location = profile_location(profile_dir, model_name, training.version)
-        profile = ReferenceProfile.from_frame(X_train, sample_rows=0)
+        # The drift reference is what production will look like: real rows only, never the synthetic ones.
+        real = ~pool[SYNTHETIC_COLUMN].to_numpy(bool) if SYNTHETIC_COLUMN in pool.columns else slice(None)
+        profile = ReferenceProfile.from_frame(X_train[real], sample_rows=0)
         dio.write_bytes_atomic(location, profile.to_bytes())
         client.set_model_version_tag(model_name, training.version, PROFILE_TAG, location)
         result.profile = location
@@ -278,8 +325,11 @@ def monitor_batch(frame: pd.DataFrame, *, model_name: str, target: str | None = 
         labelled = frame[target].notna().to_numpy()
         if labelled.any():
             right = _same(predictions[labelled], frame[target][labelled].to_numpy())
-            records.append(BatchPerformance(batch=int(batch), version=version, rows=int(labelled.sum()),
-                                            correct=int(right.sum())).to_dict())
+            record = BatchPerformance(batch=int(batch), version=version, rows=int(labelled.sum()),
+                                      correct=int(right.sum())).to_dict()
+            # A retried task scores the same batch again: its record replaces the first instead of counting twice.
+            records = [r for r in records if (r.get("batch"), r.get("version")) != (record["batch"], version)]
+            records.append(record)
             if records_location:
                 dio.write_json(records[-200:], records_location)
     expected = None

@@ -13,12 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_agentic.links.agentic_ui import DecisionTraceLink
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_agentic.agents import Agent, AgentRun, ApprovalRequest
+    from airflow_agentic.agents import Agent, AgentRun, ApprovalAnswer, ApprovalRequest
 
 TRACE_XCOM_KEY = "agent_run"
+APPROVAL_RETRY_DELAY = timedelta(seconds=10)
 
 
 def _safe(part: str) -> str:
@@ -38,10 +41,19 @@ class AgentOperator(BaseOperator):
     :param on_approval_timeout: ``reject`` (the step is skipped, the agent goes on) or ``fail`` (the task fails).
     :param journal_path: where durable-replay journals live (an ObjectStoragePath URL); default
         ``[agentic] journal_path`` or ``file://$AIRFLOW_HOME/agentic/journal``.
+    :param keep_journal: replay a finished run even after the task is cleared (default: a clear starts afresh).
+
+    An operator that may ask for approval retries once after 10 s unless the DAG sets ``retries`` itself (argument
+    or ``default_args``): Airflow 3.3 can fail a task resumed by an answer that arrives before the scheduler has
+    seen the parked attempt's worker exit (see ``_approval_retry_defaults``). The retry replays the journal and
+    reads the answer already given (``ApprovalAnswerTrigger``), so nobody is asked twice and no step runs twice.
+    The journal of a finished run is kept (marked finished) for the same reason: a retry of an attempt that
+    finished the agent but died before Airflow recorded it replays; a deliberate re-run (clear) starts afresh.
     """
 
     template_fields: Sequence[str] = ("goal", "allowed_tools", "llm_conn_id", "budget", "approval_for")
     template_fields_renderers = {"budget": "json"}
+    operator_extra_links = (DecisionTraceLink(),)  # subclasses add theirs to these
     ui_color = "#e8f4fd"
 
     def __init__(
@@ -58,6 +70,8 @@ class AgentOperator(BaseOperator):
         keep_journal: bool = False,
         **kwargs: Any,
     ) -> None:
+        if approval_for:
+            _approval_retry_defaults(kwargs)
         super().__init__(**kwargs)
         if on_approval_timeout not in ("reject", "fail"):
             raise ValueError("on_approval_timeout must be 'reject' or 'fail'")
@@ -81,35 +95,60 @@ class AgentOperator(BaseOperator):
 
     # -- Airflow entry points ------------------------------------------------------------------------------------
     def execute(self, context: Context) -> Any:
+        self._start_afresh_if_cleared(context)
         return self._run(context, answers={})
 
     def resume_after_approval(self, context: Context, event: dict[str, Any] | None = None, **kwargs: Any) -> Any:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from airflow_agentic.agents import ApprovalAnswer
+        from airflow_agentic.triggers.approval import ASK_AGAIN
 
         event = event or {}
         step = int(kwargs.get("step") or (event.get("params_input") or {}).get("step") or self._pending_step(context))
-        if "error" in event:
-            if self.on_approval_timeout == "fail" or event.get("error_type") != "timeout":
-                raise AirflowFailException(f"approval of step {step} failed: {event.get('error')}")
-            answer = ApprovalAnswer(approved=False, timed_out=True, comment=str(event.get("error")))
-        else:
-            user = event.get("responded_by_user") or {}
-            chosen = list(event.get("chosen_options") or [])
-            answer = ApprovalAnswer(
-                approved=chosen == ["Approve"],
-                by=(user.get("name") or user.get("id")) if isinstance(user, dict) else str(user),
-                at=str(event.get("responded_at") or ""),
-                timed_out=bool(event.get("timedout")),
-                comment=((event.get("params_input") or {}).get("comment") or None),
-            )
-            if answer.timed_out and self.on_approval_timeout == "fail":
-                raise AirflowFailException(f"approval of step {step} timed out")
+        if event.get("error_type") == ASK_AGAIN:
+            self.log.info("Step %s: no earlier answer to read (%s): asking again", step, event.get("error"))
+            return self._run(context, answers={}, ask_afresh=step)
+        answer = self._answer_from_event(step, event)
+        # Written before anything else: should Airflow drop this attempt, the retry replays the answer.
+        self._journal(context).record(step, approval=answer.to_dict())
         self.log.info("Step %s %s by %s", step, "approved" if answer.approved else "rejected", answer.by)
         return self._run(context, answers={step: answer})
 
     # -- internals -----------------------------------------------------------------------------------------------
+    def _answer_from_event(self, step: int, event: dict[str, Any]) -> ApprovalAnswer:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from airflow_agentic.agents import ApprovalAnswer
+        from airflow_agentic.agents.approval import APPROVE
+
+        if "error" in event:
+            if self.on_approval_timeout == "fail" or event.get("error_type") != "timeout":
+                raise AirflowFailException(f"approval of step {step} failed: {event.get('error')}")
+            return ApprovalAnswer(approved=False, timed_out=True, comment=str(event.get("error")))
+        user = event.get("responded_by_user") or {}
+        chosen = list(event.get("chosen_options") or [])
+        answer = ApprovalAnswer(
+            approved=chosen == [APPROVE],
+            by=(user.get("name") or user.get("id")) if isinstance(user, dict) else str(user),
+            at=str(event.get("responded_at") or ""),
+            timed_out=bool(event.get("timedout")),
+            comment=((event.get("params_input") or {}).get("comment") or None),
+        )
+        if answer.timed_out and self.on_approval_timeout == "fail":
+            raise AirflowFailException(f"approval of step {step} timed out")
+        return answer
+
+    def _start_afresh_if_cleared(self, context: Context) -> None:
+        """A finished journal means an earlier attempt ran this agent to its end. Same `max_tries`: that attempt
+        died before Airflow recorded it (a retry), so replay it. Changed: somebody cleared the task to run it again."""
+        journal = self._journal(context)
+        if journal.finished is None or self.keep_journal:
+            return
+        max_tries = _max_tries(context)
+        if max_tries is not None and journal.finished.get("max_tries") == max_tries:
+            self.log.info("This agent run finished in try %s, which Airflow did not record: replaying it (no step "
+                          "with side effects runs again)", journal.finished.get("try_number"))
+            return
+        journal.clear()
+
     def _pending_step(self, context: Context) -> int:
         journal = self._journal(context)
         waiting = [int(k) for k, v in journal.entries.items() if v.get("decision") and "approval" not in v]
@@ -145,12 +184,19 @@ class AgentOperator(BaseOperator):
         path = ObjectStoragePath(base) / _safe(ti.dag_id) / _safe(ti.run_id) / f"{_safe(ti.task_id)}{suffix}.json"
         return Journal(path)
 
-    def _ask_for_approval(self, context: Context, request: ApprovalRequest) -> None:
+    def _ask_for_approval(self, context: Context, request: ApprovalRequest, journal: Any,
+                          ask_afresh: int | None = None) -> None:
         from airflow.sdk.exceptions import TaskAwaitingInput
         from airflow.sdk.execution_time.hitl import upsert_hitl_detail
 
         from airflow_agentic.agents.approval import APPROVE, REJECT
+        from airflow_agentic.agents.trace import now_iso
 
+        asked = journal.get(request.step).get("approval_requested")
+        max_tries = _max_tries(context)
+        # Same `max_tries`: a retry of the attempt that asked (a clear raises it, and then we ask afresh).
+        if asked and ask_afresh != request.step and max_tries is not None and asked.get("max_tries") == max_tries:
+            self._read_earlier_answer(context, request, asked)  # defers
         upsert_hitl_detail(
             ti_id=context["task_instance"].id,
             options=[APPROVE, REJECT],
@@ -160,12 +206,34 @@ class AgentOperator(BaseOperator):
             multiple=False,
             params={},
         )
+        journal.record(request.step, approval_requested={
+            "at": now_iso(), "try_number": getattr(context["ti"], "try_number", None),
+            "max_tries": max_tries})
         self.log.info("Waiting for approval of step %s (%s) under Browse -> Required Actions", request.step, request.tool)
         # The task parks in `awaiting_input`: it holds no worker, no triggerer and no pool slot meanwhile.
         raise TaskAwaitingInput(method_name="resume_after_approval", kwargs={"step": request.step},
                                 timeout=self.approval_timeout)
 
-    def _run(self, context: Context, answers: dict) -> Any:
+    def _read_earlier_answer(self, context: Context, request: ApprovalRequest, asked: dict[str, Any]) -> None:
+        """An earlier attempt of this task asked exactly this and its answer never reached the journal (Airflow
+        dropped the resumed attempt). Asking again would erase that answer from the task's HITL detail, and the task
+        cannot read it: the triggerer can."""
+        from datetime import datetime
+
+        from airflow_agentic.agents.approval import APPROVE, REJECT
+        from airflow_agentic.triggers.approval import ApprovalAnswerTrigger
+
+        timeout_at = None
+        if self.approval_timeout and asked.get("at"):
+            timeout_at = datetime.fromisoformat(asked["at"]) + self.approval_timeout
+        self.log.info("Step %s (%s) asked for approval in try %s: reading that answer, or waiting for it, instead "
+                      "of asking again", request.step, request.tool, asked.get("try_number"))
+        self.defer(trigger=ApprovalAnswerTrigger(ti_id=context["task_instance"].id, options=[APPROVE, REJECT],
+                                                 defaults=[REJECT] if self.approval_timeout else None,
+                                                 timeout_datetime=timeout_at),
+                   method_name="resume_after_approval", kwargs={"step": request.step})
+
+    def _run(self, context: Context, answers: dict, ask_afresh: int | None = None) -> Any:
         from airflow.sdk.exceptions import AirflowFailException
 
         from airflow_agentic.agents import AgentLoop, ApprovalPending, DeferredApprover
@@ -186,7 +254,7 @@ class AgentOperator(BaseOperator):
         try:
             run = loop.run()
         except ApprovalPending as pending:
-            self._ask_for_approval(context, pending.request)
+            self._ask_for_approval(context, pending.request, journal, ask_afresh)
             raise  # unreachable: the line above parks the task
         context["ti"].xcom_push(key=TRACE_XCOM_KEY, value=run.to_dict())
         self.log.info(
@@ -194,8 +262,29 @@ class AgentOperator(BaseOperator):
             run.agent, run.status, len(run.steps), run.planner.get("final", {}).get("kind"), run.usage.get("llm_calls"),
             run.usage.get("tokens"), f"; rule planner took over: {run.fallback_reason}" if run.fallback_reason else "",
         )
-        if not self.keep_journal:
-            journal.clear()  # a deliberate re-run (clear) starts afresh; retries before this point replay
+        journal.mark_finished(try_number=getattr(context["ti"], "try_number", None), max_tries=_max_tries(context),
+                              status=run.status)
         if run.status == "failed":
             raise AirflowFailException(f"{run.agent} agent stopped the pipeline: {run.result.get('stop_reason')}")
         return self.on_finish(context, run)
+
+
+def _max_tries(context: Context) -> int | None:
+    return getattr(context["ti"], "max_tries", None)
+
+
+def _approval_retry_defaults(kwargs: dict[str, Any]) -> None:
+    """One retry after 10 s for operators that may park for an approval, unless the DAG chose retries itself.
+
+    Airflow 3.3's scheduler keys executor events by try number. When an answer resumes the parked task before the
+    scheduler has read the parked worker's exit, that stale "success" arrives while the resumed attempt is queued
+    or running, the executor no longer lists the key, and the scheduler fails the task as killed externally
+    ("finished with state success, but the task instance's state attribute is running"). Humans rarely answer
+    within those one or two seconds; scripts and tests do. Only a retry gets the task past that failure.
+    """
+    default_args = kwargs.get("default_args") or {}
+    if "retries" in kwargs or "retries" in default_args:
+        return
+    kwargs["retries"] = 1
+    if "retry_delay" not in kwargs and "retry_delay" not in default_args:
+        kwargs["retry_delay"] = APPROVAL_RETRY_DELAY

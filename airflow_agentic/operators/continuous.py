@@ -102,6 +102,8 @@ class ContinuousLearningOperator(BaseOperator):
     :param n_trials: HPO budget; ``warm_start``: seed the search with the champion's parameters.
     :param holdout_fraction: share of the labelled rows kept out of training for the gate.
     :param gate_policy: ``GatePolicy`` fields (default accuracy, margin 0.01, no latency ratio).
+    :param annotation_policy: ``AnnotationAgent`` settings for the training pool (``threshold`` for automatic labels
+        by the champion, ``rare_share`` below which a class gets synthetic rows, ``check_label_quality``).
     :param promote: False: gate only, the challenger keeps its alias.
     :param profile_dir: where the new version's reference profile goes (the monitoring step reads it).
     :param drift_event: what started the turn (templated), recorded in the trace and the model's lineage.
@@ -109,14 +111,15 @@ class ContinuousLearningOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("data", "target", "model_name", "experiment_name", "profile_dir",
-                                      "drift_event", "gate_policy")
+                                      "drift_event", "gate_policy", "annotation_policy")
     template_fields_renderers = {"drift_event": "json", "gate_policy": "json"}
     ui_color = "#fff3e0"
 
     def __init__(self, *, data: Any, model_name: str, target: str = "label", experiment_name: str | None = None,
                  id_column: str | None = "row_id", families: Sequence[str] | None = None, n_trials: int = 6,
                  warm_start: bool = True, holdout_fraction: float = 0.3, min_labelled_rows: int = 100,
-                 gate_policy: dict[str, Any] | None = None, promote: bool = True, profile_dir: str | None = None,
+                 gate_policy: dict[str, Any] | None = None, annotation_policy: dict[str, Any] | None = None,
+                 promote: bool = True, profile_dir: str | None = None,
                  drift_event: Any = None, mlflow_conn_id: str | None = "mlflow_default", seed: int = 0,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -131,6 +134,7 @@ class ContinuousLearningOperator(BaseOperator):
         self.holdout_fraction = holdout_fraction
         self.min_labelled_rows = min_labelled_rows
         self.gate_policy = gate_policy
+        self.annotation_policy = annotation_policy
         self.promote = promote
         self.profile_dir = profile_dir
         self.drift_event = drift_event
@@ -156,7 +160,8 @@ class ContinuousLearningOperator(BaseOperator):
             experiment_name=self.experiment_name or self.model_name, id_column=self.id_column,
             families=self.families, n_trials=self.n_trials, warm_start=self.warm_start,
             holdout_fraction=self.holdout_fraction, min_labelled_rows=self.min_labelled_rows,
-            gate_policy=self.gate_policy, tracking_uri=tracking_uri, profile_dir=self.profile_dir,
+            gate_policy=self.gate_policy, annotation_policy=self.annotation_policy, tracking_uri=tracking_uri,
+            profile_dir=self.profile_dir,
             promote=self.promote, data_location=",".join(locations)[:500] or None, lineage=lineage, seed=self.seed)
         for step in result.steps:
             self.log.info("%-12s %-18s %s", step["agent"], step["action"], step["reason"])

@@ -66,7 +66,7 @@ class DeploymentOperator(AgentOperator):
     template_fields: Sequence[str] = (*AgentOperator.template_fields, "model_name", "holdout", "target", "margin",
                                       "serving", "serving_config")
     template_fields_renderers = {**AgentOperator.template_fields_renderers, "serving_config": "json"}
-    operator_extra_links = (MLflowRunLink(), MLflowModelVersionLink())
+    operator_extra_links = (*AgentOperator.operator_extra_links, MLflowRunLink(), MLflowModelVersionLink())
     ui_color = "#f3e8fd"
 
     def __init__(self, *, model_name: str, holdout: str, target: str = "label", margin: float | str = 0.0,

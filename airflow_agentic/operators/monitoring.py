@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_agentic.links.agentic_ui import DriftReportLink
 from airflow_agentic.operators.agent import AgentOperator
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ class MonitoringAgentOperator(AgentOperator):
                                       "monitor_report", "retraining", "batch")
     template_fields_renderers = {**AgentOperator.template_fields_renderers, "drift_report": "json",
                                  "performance": "json", "quality": "json"}
+    operator_extra_links = (*AgentOperator.operator_extra_links, DriftReportLink())
     ui_color = "#e8fdf0"
 
     def __init__(self, *, drift_report: Any = None, performance: Any = None, quality: Any = None,

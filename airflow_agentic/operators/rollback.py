@@ -35,7 +35,7 @@ class ModelWatchOperator(AgentOperator):
     """
 
     template_fields: Sequence[str] = (*AgentOperator.template_fields, "model_name", "batch", "target", "margin")
-    operator_extra_links = (MLflowModelVersionLink(),)
+    operator_extra_links = (*AgentOperator.operator_extra_links, MLflowModelVersionLink())
     ui_color = "#fde8e8"
 
     def __init__(self, *, model_name: str, batch: str, target: str = "label", margin: float | str = 0.02,

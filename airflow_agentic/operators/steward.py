@@ -173,9 +173,8 @@ class DataStewardOperator(AgentOperator):
         if self.profile is None:
             self._fail(self.source, "the Spark engine needs a reference profile (.npz)")
         profile = self._load_profile(None)
-        state = SparkBatchState.from_frame(sdf, profile, config, source=dio.location(source))
-        state.sdf = state.sdf.cache()
-        state.findings = inspect_spark(state.sdf, profile, config)
+        state = SparkBatchState.from_frame(sdf, profile, config, source=dio.location(source))  # persisted once
+        state.findings = inspect_spark(state.sdf, profile, config, n_rows=state.n_input)
         self._input_frame = sdf
         return state
 
@@ -243,33 +242,27 @@ class DataStewardOperator(AgentOperator):
         return report.to_dict()
 
     def _write_spark(self, agent: StewardAgent) -> dict:
-        from pyspark.sql import functions as F
-
         from airflow_agentic.data import io as dio
-        from airflow_agentic.data.spark import POS, REASON, _data_columns
-        from airflow_agentic.data.steward import OUTPUT_FILES, QUARANTINE_REASON_COLUMN
+        from airflow_agentic.data.steward import OUTPUT_FILES
         from airflow_agentic.data.validation import summarise_validation
 
         state = agent.state
-        final = state.sdf.cache()
-        state.sdf = final
-        counts = state.check_invariant()
-        data_cols = [c for c in _data_columns(final) if c not in ("_dup", "_dupid")]
-        clean = final.filter(F.col(REASON).isNull()).orderBy(POS).select(*data_cols)
-        quarantine = final.filter(F.col(REASON).isNotNull()).orderBy(POS).select(
-            *data_cols, F.col(REASON).alias(QUARANTINE_REASON_COLUMN))
-        validation = self._validation(clean, engine="spark")
-        out_dir, outputs = self._outputs()
-        clean.write.mode("overwrite").parquet(outputs["clean"])
-        quarantine.write.mode("overwrite").parquet(outputs["quarantine"])
-        report = agent.report()
-        report.counts = counts
-        report.outputs = outputs
-        report.validation = summarise_validation(validation) if validation else {}
-        report.validation_location = outputs["validation"] if validation else None
-        files = {OUTPUT_FILES["report"]: dio.json_bytes(report.to_dict())}
-        if validation:
-            files = {OUTPUT_FILES["validation"]: dio.json_bytes(validation), **files}
-        dio.write_outputs(out_dir, files, extra={"counts": counts})
-        final.unpersist()
+        try:
+            counts = state.finish()
+            to_validate, clean, quarantine = state.split()
+            validation = self._validation(to_validate, engine="spark")
+            out_dir, outputs = self._outputs()
+            clean.write.mode("overwrite").parquet(outputs["clean"])
+            quarantine.write.mode("overwrite").parquet(outputs["quarantine"])
+            report = agent.report()
+            report.counts = counts
+            report.outputs = outputs
+            report.validation = summarise_validation(validation) if validation else {}
+            report.validation_location = outputs["validation"] if validation else None
+            files = {OUTPUT_FILES["report"]: dio.json_bytes(report.to_dict())}
+            if validation:
+                files = {OUTPUT_FILES["validation"]: dio.json_bytes(validation), **files}
+            dio.write_outputs(out_dir, files, extra={"counts": counts})
+        finally:
+            state.release()
         return report.to_dict()

@@ -64,7 +64,7 @@ class TrainingOperator(AgentOperator):
     template_fields: Sequence[str] = (*AgentOperator.template_fields, "data", "target", "model_name",
                                       "experiment_name", "families", "storage", "drift_event", "study_name")
     template_fields_renderers = {**AgentOperator.template_fields_renderers, "drift_event": "json"}
-    operator_extra_links = (MLflowRunLink(), MLflowModelVersionLink())
+    operator_extra_links = (*AgentOperator.operator_extra_links, MLflowRunLink(), MLflowModelVersionLink())
     ui_color = "#fdf3e8"
 
     def __init__(self, *, data: str | None = None, target: str = "label", model_name: str,

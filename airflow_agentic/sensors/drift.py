@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
+from airflow_agentic.links.agentic_ui import DriftReportLink
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
@@ -40,6 +42,7 @@ class DriftSensor(BaseSensorOperator):
     """
 
     template_fields: Sequence[str] = ("path", "profile_path", "columns", "alpha", "seen", "since")
+    operator_extra_links = (DriftReportLink(),)
     ui_color = "#fdf0e8"
 
     def __init__(self, *, path: str, profile_path: str, columns: list[str] | None = None, alpha: float | str = 0.05,

@@ -44,6 +44,10 @@ with DAG("agentic_test_watch", schedule=None, catchup=False):
     ModelWatchOperator(task_id="watch", model_name=f"{CONF}['model_name'] }}}}", batch=f"{CONF}['batch'] }}}}",
                        target="label", margin=0.02, **COMMON)
 
+with DAG("agentic_test_watch_production", schedule=None, catchup=False):
+    ModelWatchOperator(task_id="watch", model_name=f"{CONF}['model_name'] }}}}", batch=f"{CONF}['batch'] }}}}",
+                       target="label", margin=0.02, production=True, **COMMON)
+
 with DAG("agentic_test_hpo_mapped", schedule=None, catchup=False):
     study = "{{ dag_run.conf['model_name'] }}-{{ run_id }}"
     storage = "journal://{{ dag_run.conf['journal'] }}"

@@ -75,3 +75,26 @@ def test_prediction_probabilities_2d():
     probs = np.column_stack([np.linspace(1, 0, 100), np.linspace(0, 1, 100)])
     p = ReferenceProfile.from_frame(pd.DataFrame({"a": np.arange(100.0)}), predictions=probs)
     assert p.columns[PREDICTION_COLUMN].kind == "numeric" and p.columns[PREDICTION_COLUMN].max == 1.0
+
+
+def test_stored_arrays_load_as_aligned_views_and_old_files_still_load():
+    import io
+
+    p = ReferenceProfile.from_frame(frame(), categorical=["i"], target="y", predictions=np.linspace(0, 1, 1000))
+    data = p.to_bytes()
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:  # still a plain .npz
+        assert "__meta__" in npz.files
+    q = ReferenceProfile.from_bytes(data)
+    values = q.columns["x"].sorted_values
+    assert values.base is not None and values.flags.aligned and not values.flags.writeable  # a view, no copy
+    np.testing.assert_array_equal(values, p.columns["x"].sorted_values)
+    from airflow_agentic.drift.profile import aligned_npz_bytes, npz_views
+
+    members = npz_views(data)
+    for save in (np.savez, np.savez_compressed):  # older files: unaligned or deflated members
+        buf = io.BytesIO()
+        save(buf, **members)
+        old = ReferenceProfile.from_bytes(buf.getvalue())
+        assert old.to_summary() == p.to_summary()
+        np.testing.assert_array_equal(old.columns["x"].sorted_values, values)
+    assert npz_views(aligned_npz_bytes({"a": np.arange(3.0)}))["a"].tolist() == [0.0, 1.0, 2.0]

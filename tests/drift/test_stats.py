@@ -110,3 +110,63 @@ def test_large_samples_equal_scipy():
         ref, ours = st.ks_2samp(a, b), stats.ks_2samp(a, b)
         assert ours.statistic == ref.statistic and abs(ours.p_value - ref.pvalue) <= 1e-9
         assert abs(stats.wasserstein(a, b) - st.wasserstein_distance(a, b)) <= 1e-9
+
+
+@pytest.mark.parametrize("case", ["same", "resampled", "integers", "shift"])
+def test_ks_block_pass_equals_scipy(case):
+    # the coarse pass skips blocks whose bound is below the best value: cases where many blocks tie near the max
+    rng = np.random.default_rng(7)
+    a = rng.normal(size=30_000)
+    b = {"same": a.copy(), "resampled": a[rng.integers(0, len(a), 25_000)],
+         "integers": rng.integers(0, 7, 40_000).astype(float), "shift": rng.normal(0.02, 1, 50_000)}[case]
+    if case == "integers":
+        a = rng.integers(0, 7, 30_000).astype(float)
+    d = stats.ks_statistic_sorted(stats.sort_finite(a), stats.sort_finite(b))
+    assert d == st.ks_2samp(a, b).statistic
+
+
+def test_sort_finite_matches_np_sort():
+    x = np.r_[np.random.default_rng(1).normal(size=1000) * 1e300, -0.0, 0.0, np.inf, -np.inf, 5e-324, -5e-324]
+    out = stats.sort_finite(x)
+    assert np.array_equal(out, np.sort(x)) and np.all(np.diff(out[1:-1]) >= 0)
+
+
+@pytest.mark.parametrize("case", ["normal", "shift", "ties", "integers", "offset", "outliers", "lognormal"])
+@pytest.mark.parametrize("n1,n2", [(3000, 3000), (2500, 4100), (5000, 700)])
+def test_reference_grid_equals_scipy_without_sorting_the_batch(case, n1, n2):
+    rng = np.random.default_rng(len(case) * 7 + n1 + n2)
+    a, b = rng.normal(size=n1), rng.normal(size=n2)
+    if case == "shift":
+        b = b + 0.2
+    elif case == "ties":
+        a, b = np.round(a, 1), np.round(b + 0.05, 1)
+    elif case == "integers":
+        a, b = rng.integers(0, 6, n1).astype(float), rng.integers(0, 6, n2).astype(float)
+    elif case == "offset":
+        a, b = 1e6 + a * 1e-3, 1e6 + b * 1e-3
+    elif case == "outliers":
+        b[:40] = -999.0
+        b[40:45] = 1e300
+    elif case == "lognormal":
+        a, b = rng.lognormal(size=n1), rng.lognormal(0.05, size=n2)
+    ref_sorted = np.sort(a)
+    lo, hi = ref_sorted[n1 // 1000], ref_sorted[-1 - n1 // 1000]
+    grid = stats.ReferenceGrid(ref_sorted, float(lo), float(hi), 256)  # small grid: many buckets sorted exactly
+    # bucket ends found by searching the edges == bucketing every reference value (ties sit on edges here)
+    np.testing.assert_array_equal(grid.ref_cum, np.cumsum(np.bincount(grid.bucket_of(ref_sorted), minlength=258)))
+    d, w1 = grid.ks_wasserstein(b.copy(), max_sorted_share=1.0)
+    assert d == st.ks_2samp(a, b, method="asymp").statistic
+    assert w1 == pytest.approx(st.wasserstein_distance(a, b), rel=1e-12, abs=1e-12)
+
+
+def test_reference_grid_is_used_for_large_batches_and_matches_the_sorted_path():
+    rng = np.random.default_rng(11)
+    a = np.sort(rng.normal(size=stats.GRID_MIN_ROWS + 1000))
+    grid = stats.ReferenceGrid.build(a)
+    assert grid is not None and stats.ReferenceGrid.build(a[:1000]) is None
+    assert stats.ReferenceGrid.build(np.zeros(stats.GRID_MIN_ROWS)) is None  # no spread: sort instead
+    for shift in (0.0, 0.03):
+        b = rng.normal(shift, size=stats.GRID_MIN_ROWS)
+        d, w1 = grid.ks_wasserstein(b)
+        assert d == stats.ks_statistic_sorted(a, np.sort(b))
+        assert w1 == pytest.approx(stats.wasserstein_sorted(a, np.sort(b)), rel=1e-12)

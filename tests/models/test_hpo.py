@@ -118,3 +118,51 @@ def test_factories_reject_unknown_names():
         make_sampler("grid")
     with pytest.raises(ValueError):
         make_pruner("hyperband-ish")
+
+
+def _finished(study, running_means):
+    import optuna
+
+    for values in running_means:
+        study.add_trial(optuna.trial.create_trial(
+            params={}, distributions={}, value=values[-1],
+            intermediate_values=dict(enumerate(values))))
+
+
+def test_best_gap_pruner_stops_only_trials_that_cannot_catch_up():
+    import optuna
+
+    pruner = make_pruner("best_gap", n_startup_trials=3)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    # running CV means on the same 4 folds; gaps to the best move by about 0.002 between fold 1 and the end
+    _finished(study, [[0.900, 0.902, 0.901, 0.903], [0.880, 0.881, 0.884, 0.883], [0.870, 0.869, 0.872, 0.871],
+                      [0.860, 0.862, 0.861, 0.864]])
+
+    def running(first):
+        return optuna.trial.create_trial(params={}, distributions={}, state=optuna.trial.TrialState.RUNNING,
+                                         intermediate_values={0: first})
+
+    assert pruner.prune(study, running(0.850))  # 0.05 behind the best on the same fold: hopeless
+    assert not pruner.prune(study, running(0.899))  # within the spread: may still win
+    assert not pruner.prune(study, running(0.950))  # ahead
+    assert not make_pruner("best_gap", n_startup_trials=5).prune(study, running(0.850))  # too few finished yet
+
+
+def test_defaults_first_fixed_evaluation_and_cost_weight(tmp_path):
+    import math
+
+    from airflow_agentic.models.families import get_family
+
+    data = Dataset(*make_frame(300))
+    runs = [run_trials(f"defaults-{seed}", str(tmp_path / "s.db"), "logistic_regression", data, n_trials=3,
+                       config=HPOConfig(cv_folds=2, seed=seed, eval_seed=0, cost_weight=0.01), log_to_mlflow=False)
+            for seed in (1, 2)]
+    defaults = get_family("logistic_regression").default_params()
+    for result in runs:
+        first = result.trials[0]
+        assert first.params == defaults  # no warm start: the family's defaults go first
+        assert first.fit_cpu_seconds > 0
+        # objective = score - cost_weight * log2(fit CPU seconds per fold)
+        assert first.value == pytest.approx(first.score - 0.01 * math.log2(max(first.fit_cpu_seconds / 2, 1e-3)))
+    # same eval_seed: the same setting scores the same in both studies, whatever the sampler seed
+    assert runs[0].trials[0].score == pytest.approx(runs[1].trials[0].score)

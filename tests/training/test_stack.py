@@ -1,9 +1,10 @@
 """Under the real `airflow standalone` (LocalExecutor): mapped HPO trials sharing one journal-file study, and a
-production promotion that waits for a person's approval given through the HITL REST API."""
+production promotion and a production rollback that wait for a person's approval given through the HITL REST API."""
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -44,8 +45,6 @@ def test_mapped_hpo_trials_share_one_study(stack_mlflow, data_dir, tmp_path):
     assert {str(a) for a in client.get_registered_model(name).aliases} == {"challenger"}
 
 
-@pytest.mark.xfail(reason="known bug (issue 5 note): the task parks for approval and the REST answer is accepted, "
-                   "but the resumed deploy task fails under the real scheduler; not yet diagnosed", strict=False)
 def test_production_promotion_waits_for_approval(stack_mlflow, data_dir):
     from mlflow import MlflowClient
 
@@ -66,3 +65,36 @@ def test_production_promotion_waits_for_approval(stack_mlflow, data_dir):
     assert result["promoted"] is True and result["promotion"]["to_version"] == challenger
     aliases = {a: str(v) for a, v in MlflowClient().get_registered_model(name).aliases.items()}
     assert aliases == {"champion": challenger, "previous": champion}
+
+
+def test_production_rollback_answered_at_once(stack_mlflow, data_dir):
+    """The rollback waits for approval too; the answer comes the moment the task parks. Airflow 3.3 may then fail
+    the resumed attempt (the parked worker's exit is reported late under the same try number); the operator's
+    default retry replays the journal and takes the answer already given, so nobody is asked twice."""
+    from mlflow import MlflowClient
+
+    from airflow_agentic.models.registry import ModelRegistry
+
+    stack = stack_mlflow
+    name = "stack-watch-model"
+    frame = make_frame(400, 11)
+    good = register(name, good_model(frame), frame, "previous")
+    bad = register(name, weak_model(frame), frame, "champion")
+    dag_id = "agentic_test_watch_production"
+    run_id = stack.trigger(dag_id, conf={"model_name": name, "batch": f"file://{data_dir}/batch.parquet"})
+    deadline = time.monotonic() + 240
+    while (state := stack.task_state(dag_id, run_id, "watch")) != "awaiting_input":
+        assert state not in ("failed", "success", "upstream_failed") and time.monotonic() < deadline, state
+        time.sleep(0.1)
+    assert stack.answer(dag_id, run_id, "watch", "Approve").status_code == 200
+    assert stack.wait_run(dag_id, run_id, timeout=240) == "success", stack.task_log(dag_id, run_id, "watch")[-3000:]
+    ti = stack.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/watch").json()
+    print(f"rollback finished in try {ti['try_number']}")  # 2 when the race above hit and the retry recovered
+    result = stack.xcom(dag_id, run_id, "watch")
+    assert result["rolled_back"] is True
+    assert result["rollback"]["from_version"] == bad and result["rollback"]["to_version"] == good
+    run = stack.xcom(dag_id, run_id, "watch", key="agent_run")
+    (step,) = [s for s in run["steps"] if s["tool"] == "rollback"]
+    assert step["approval"]["approved"] is True and step["approval"]["by"] == "admin"
+    assert {a: str(v) for a, v in MlflowClient().get_registered_model(name).aliases.items()} == {"champion": good}
+    assert ModelRegistry().history(name)[-1]["from"] == bad

@@ -1,0 +1,93 @@
+"""A person in a real browser (Debian's Chromium driven by Playwright): log in to Airflow, open Browse -> Agentic,
+and find which model serves and why, the drift chart, the agents' decisions and what waits for an approval.
+
+Screenshots go to ``$PYTEST_ARTIFACTS/ui`` (default ``test-artifacts/ui`` in the checkout, ignored by git).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from ui_seed import DAG_A, DAG_B
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("PYTEST_ARTIFACTS") or Path(__file__).resolve().parents[2] / "test-artifacts") / "ui"
+
+
+@pytest.fixture()
+def browser_page():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(90_000)  # the UI's first load is slow on a busy two-core machine
+        yield page
+        browser.close()
+
+
+def test_a_person_finds_the_flywheel_under_browse_agentic(ui_stack, browser_page):
+    from playwright.sync_api import expect
+
+    page = browser_page
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.goto(f"{ui_stack.url}/")
+    page.fill("input[name=username]", "admin")  # Airflow's login form (FAB auth manager)
+    page.fill("input[name=password]", "admin")
+    page.locator("[type=submit]").click()
+
+    page.get_by_role("button", name="Browse").click()
+    page.get_by_role("menuitem", name="Agentic").click()
+    expect(page).to_have_url(re.compile(r"/plugin/agentic$"))
+    plugin = page.frame_locator("iframe")
+
+    # Which model serves, since when and why; the other aliases; the promotion and rollback history.
+    model = plugin.locator("section.model[data-model=ui_flywheel]")
+    expect(model.locator(".serving")).to_contain_text("Serving version 3")
+    expect(model.locator(".serving")).to_contain_text("retrained after drift in x1, x3")
+    for alias, version in (("champion", "3"), ("previous", "1"), ("challenger", "4")):
+        expect(model.locator(f"tr.version[data-aliases~={alias}]")).to_have_attribute("data-version", version)
+    history = model.locator("table.history tr")  # newest first, after the header row
+    expect(history.nth(1)).to_contain_text("promotion: v1 → v3")
+    expect(history.nth(2)).to_contain_text("rollback: v2 → v1")
+    expect(history.nth(2)).to_contain_text("v2 worse than v1")
+
+    # The drift chart of each DAG is drawn, and its data points are on the page.
+    for dag_id in (DAG_A, DAG_B):
+        expect(plugin.locator(f"img.timeline-chart[data-dag-id={dag_id}]")).to_be_visible()
+    page.frame(url=re.compile(r"/agentic/ui$")).wait_for_function(
+        "() => [...document.querySelectorAll('img.timeline-chart')]"
+        ".every(img => img.complete && img.naturalWidth > 500)")
+    expect(plugin.locator("tr.drift-point")).to_have_count(4)
+    expect(plugin.locator("tr.drift-point[data-detected=true]")).to_have_count(3)
+    expect(plugin.locator("tr.marker[data-kind=request_retraining]")).to_have_count(1)
+
+    # What waits for a person, with the way to Airflow's Required Actions.
+    waiting = plugin.locator("tr.approval")
+    expect(waiting).to_have_count(2)
+    expect(waiting.first).to_contain_text("approve request_retraining")
+    expect(waiting.first.get_by_role("link", name="Answer in Required Actions")).to_have_attribute(
+        "href", re.compile(r"/dags/agentic_ui_flywheel_\w/runs/.+/tasks/monitor/required_actions$"))
+    page.screenshot(path=ARTIFACTS / "flywheel-in-airflow.png", full_page=True)
+
+    # A decision, step by step.
+    plugin.locator("tr.trace-row", has_text="request_retraining").get_by_role("link").click()
+    trace = plugin.locator("section.trace")
+    expect(trace).to_contain_text("Decision: request_retraining")
+    expect(trace).to_contain_text("performance drop on delayed labels")
+    expect(trace.locator("tr.step").first).to_contain_text("request_retraining")
+    expect(trace.locator("tr.step").first.locator("td.verdict-allowed")).to_have_text("allowed")
+    page.screenshot(path=ARTIFACTS / "decision-trace.png", full_page=True)
+
+    # The plugin's page on its own (the same cookie), whole, for the artefacts.
+    page.goto(f"{ui_stack.url}/agentic/ui")
+    expect(page.locator("h1")).to_have_text("Agentic flywheel")
+    page.screenshot(path=ARTIFACTS / "flywheel-page.png", full_page=True)
+    print(f"screenshots in {ARTIFACTS}")

@@ -1,0 +1,126 @@
+"""The plugin without servers: how Airflow registers it, what its module import costs, and the data shaping of the
+page (a real agent run as a trace, report files, the chart, the extra links)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from airflow_agentic.plugins.ui import data
+
+
+def test_airflow_registers_the_app_and_the_navigation_entry():
+    from airflow import plugins_manager
+    from airflow.api_fastapi.core_api.datamodels.plugins import ExternalViewResponse
+
+    info = next(p for p in plugins_manager.get_plugin_info() if p["name"] == "agentic")
+    assert info["fastapi_apps"] == [{"app": "fastapi.applications.FastAPI", "url_prefix": "/agentic",
+                                     "name": "Agentic flywheel"}]
+    view = ExternalViewResponse(**info["external_views"][0])
+    assert (view.href, view.destination, view.url_route, view.category) == ("/agentic/ui", "nav", "agentic", "browse")
+
+
+def test_every_route_depends_on_an_airflow_user():
+    from fastapi.routing import APIRoute
+
+    from airflow.api_fastapi.core_api.security import get_user
+    from airflow_agentic.plugins.ui.app import app
+
+    def calls(dependant) -> set:
+        return {dependant.call} | {c for d in dependant.dependencies for c in calls(d)}
+
+    routes = [r for r in app.routes if isinstance(r, APIRoute)]
+    assert routes and len(routes) == len(app.routes)  # nothing mounted beside the routes (no StaticFiles)
+    for route in routes:
+        assert get_user in calls(route.dependant), route.path
+
+
+def test_importing_the_plugin_module_stays_cheap():
+    probe = ("import sys, airflow.plugins_manager\nbefore = set(sys.modules)\n"
+             "import airflow_agentic.plugins.agentic\n"
+             "print(sorted(m for m in ('fastapi', 'jinja2', 'mlflow', 'matplotlib', 'pandas', 'sqlalchemy.orm')"
+             " if m in sys.modules and m not in before))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_real_agent_run_reads_as_a_trace():
+    from agents.toy import CounterAgent
+
+    from airflow_agentic.agents import AgentLoop
+
+    run = AgentLoop(CounterAgent(target=2)).run().to_dict()
+    trace = data._agent_trace(data.TaskRef("d", "r", "counter"), "2026-11-27T10:00:00+00:00", run)
+    assert trace.agent == "counter" and trace.status == "finished" and trace.planner == "rule"
+    assert trace.headline == "increment, increment, publish"
+    assert [s["tool"] for s in trace.steps] == ["increment", "increment", "publish", "finish"]
+    assert trace.reasons[:2] == ["below target", "below target"]
+    assert all(s["verdict"] == "allowed" for s in trace.steps)
+
+
+def test_registry_history_is_newest_first_in_the_order_the_champion_moved():
+    import json
+
+    from airflow_agentic.models.registry import PROMOTION_HISTORY_TAG, ROLLBACK_HISTORY_TAG
+
+    second = "2026-11-27T10:00:01+00:00"  # the tags keep seconds: a promotion and its rollback can share one
+    tags = {PROMOTION_HISTORY_TAG: json.dumps([
+                {"from": None, "to": "1", "reason": "first", "at": "2026-11-27T10:00:00+00:00"},
+                {"from": "1", "to": "2", "reason": "better", "at": second},
+                {"from": "1", "to": "3", "reason": "retrained", "at": "2026-11-27T10:05:00+00:00"}]),
+            ROLLBACK_HISTORY_TAG: json.dumps([{"from": "2", "to": "1", "reason": "worse", "at": second}])}
+    history = data._history(tags)
+    assert [(e["action"], e["to"]) for e in history] == [("promotion", "3"), ("rollback", "1"), ("promotion", "2"),
+                                                         ("promotion", "1")]
+
+
+def test_backtest_reports_are_listed_and_only_their_files_served(tmp_path):
+    folder = tmp_path / "drift-sudden" / "agentic"
+    folder.mkdir(parents=True)
+    (folder / "report.html").write_text("<html></html>")
+    (folder / "report.png").write_bytes(b"\x89PNG")
+    (folder / "predictions.parquet").write_bytes(b"PAR1")
+    (tmp_path.parent / "outside.html").write_text("secret")
+
+    [report] = data.backtest_reports(tmp_path)
+    assert (report.name, report.html, report.png) == ("drift-sudden/agentic", "drift-sudden/agentic/report.html",
+                                                      "drift-sudden/agentic/report.png")
+    assert data.report_file(tmp_path, report.html) == folder / "report.html"
+    assert data.report_file(tmp_path, "drift-sudden/agentic/predictions.parquet") is None  # not a report file
+    assert data.report_file(tmp_path, "../outside.html") is None  # outside the reports folder
+    assert data.report_file(tmp_path, "missing/report.html") is None
+
+
+def test_reports_folder_comes_from_config_then_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("AGENTIC_REPORTS_PATH", str(tmp_path / "from-env"))
+    assert data.reports_root() == tmp_path / "from-env"
+    monkeypatch.setenv("AIRFLOW__AGENTIC__REPORTS_PATH", str(tmp_path / "from-config"))
+    assert data.reports_root() == tmp_path / "from-config"
+
+
+def test_the_timeline_chart_is_a_png_with_or_without_data():
+    from airflow_agentic.plugins.ui.chart import timeline_png
+
+    points = [data.DriftPoint(at=f"2026-11-27T10:0{i}:00+00:00", ref=data.TaskRef("d", f"r{i}", "score"),
+                              score=s, detected=s > 0.3, drifted_columns=["x1"] if s > 0.3 else [],
+                              effects={"x1": s * 1.2, "x2": 0.02}, batch=i, accuracy=a)
+              for i, (s, a) in enumerate([(0.0, 0.91), (0.67, 0.9), (0.67, None), (0.33, 0.7)])]
+    markers = [data.Marker(at="2026-11-27T10:03:30+00:00", kind="request_retraining", label="retraining requested"),
+               data.Marker(at="2026-11-27T10:04:00+00:00", kind="promotion", label="m: v1 -> v2")]
+    for png in (timeline_png(points, markers), timeline_png([], [])):
+        assert png.startswith(b"\x89PNG\r\n") and len(png) > 5000
+
+
+def test_extra_links_point_at_the_plugin_pages(monkeypatch):
+    from airflow.models.taskinstancekey import TaskInstanceKey
+
+    from airflow_agentic.links.agentic_ui import DecisionTraceLink, DriftReportLink
+
+    key = TaskInstanceKey(dag_id="flywheel", task_id="monitor", run_id="manual__2026-11-27T10:00:00+00:00",
+                          map_index=-1)
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example.org/")
+    assert DecisionTraceLink().get_link(None, ti_key=key) == (
+        "https://airflow.example.org/agentic/ui/trace?dag_id=flywheel&run_id=manual__2026-11-27T10%3A00%3A00%2B00%3A00"
+        "&task_id=monitor&map_index=-1")
+    assert DriftReportLink().get_link(None, ti_key=key).startswith("https://airflow.example.org/agentic/ui/drift?")
