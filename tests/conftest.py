@@ -23,6 +23,13 @@ TEST_DAGS = CACHE / "dags"
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(TEST_DAGS))
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
 os.environ.setdefault("AIRFLOW__CORE__EXECUTOR", "LocalExecutor")
+# One Fernet key for this process and every Airflow process the tests start on the same database. Without it each
+# process makes up its own key: the AssetWatcher triggers that the session's `airflow standalone` stores (encrypted)
+# are then unreadable here, and every later dag.test() fails while syncing the DAG folder with a JSONDecodeError.
+if not os.environ.get("AIRFLOW__CORE__FERNET_KEY"):
+    from cryptography.fernet import Fernet
+
+    os.environ["AIRFLOW__CORE__FERNET_KEY"] = Fernet.generate_key().decode()
 os.environ.setdefault("AGENTIC_HOME", str(CACHE / "agentic-home"))
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

@@ -9,6 +9,19 @@ import os
 from typing import Any
 
 
+class JournalError(RuntimeError):
+    """The journal exists but cannot be read."""
+
+
+def _local_file(path: Any) -> str | None:
+    """The OS path behind a pathlib path or a ``file://`` ObjectStoragePath, else None."""
+    if isinstance(path, os.PathLike) and type(path).__module__.startswith("pathlib"):
+        return os.fspath(path)
+    if getattr(path, "protocol", None) in ("file", "local"):
+        return str(path.path)
+    return None
+
+
 class Journal:
     def __init__(self, path: Any | None = None):
         self.path = path
@@ -18,7 +31,13 @@ class Journal:
         self.finished: dict[str, Any] | None = None
         if path is not None and path.exists():
             with path.open("r") as fh:
-                data = json.load(fh)
+                text = fh.read()
+            try:
+                data = json.loads(text)
+            except ValueError as exc:
+                # Which steps already acted is unknown: acting again could repeat a side effect, so stop and say so.
+                raise JournalError(f"the replay journal {path} is unreadable ({exc}); inspect it, then delete it to "
+                                   "start the agent afresh") from exc
             self.entries = data.get("steps", {})
             self.finished = data.get("finished")
 
@@ -43,10 +62,12 @@ class Journal:
         parent = getattr(self.path, "parent", None)
         if parent is not None:
             parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(self.path, os.PathLike) and type(self.path).__module__.startswith("pathlib"):
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            tmp.write_text(blob)
-            os.replace(tmp, self.path)  # atomic on a local file system
+        local = _local_file(self.path)
+        if local is not None:
+            tmp = local + ".tmp"
+            with open(tmp, "w") as fh:
+                fh.write(blob)
+            os.replace(tmp, local)  # atomic on a local file system: a crash never leaves half a journal
         else:
             with self.path.open("w") as fh:  # object stores write an object in one put
                 fh.write(blob)

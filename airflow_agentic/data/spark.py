@@ -15,8 +15,10 @@ GX and the two writes.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -45,6 +47,32 @@ if TYPE_CHECKING:
 
 POS, REASON, SENTINEL, UNPARSED = "_pos", "_reason", "_sentinel", "_unparsed"
 _INTERNAL = (POS, REASON, SENTINEL, UNPARSED)
+
+# SQL settings in force while the steward plans its own queries (restored afterwards; GX runs with the session's).
+# Whole-stage code generation fuses every rule of a stage into one Java method; for a frame of 20 columns that
+# method passes 8 kB of bytecode, which the JVM's JIT refuses to compile, so it runs interpreted, many times slower
+# (measured: the hot generated methods were all "Interpreted" in a Flight Recorder profile). Per-operator code
+# generation splits expressions into small methods the JIT compiles. Pass ``sql_conf={}`` to leave the session as is.
+STEWARD_SQL_CONF: dict[str, str] = {"spark.sql.codegen.wholeStage": "false"}
+
+
+@contextlib.contextmanager
+def session_conf(spark: "SparkSession", conf: dict[str, str] | None) -> Iterator[None]:
+    """Set ``conf`` on the session for the duration, then restore what was there."""
+    if not conf:
+        yield
+        return
+    previous = {key: spark.conf.get(key, None) for key in conf}
+    for key, value in conf.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
 
 
 def _F():
@@ -185,24 +213,53 @@ def _data_columns(sdf: "DataFrame") -> list[str]:
     return [c for c in sdf.columns if c not in _INTERNAL]
 
 
-def _dup_exprs(sdf: "DataFrame", id_column: str | None) -> "DataFrame":
-    """Adds boolean ``_dup`` (exact duplicate after the first) and ``_dupid`` (repeated id, different content).
+# Above this many flagged rows the duplicate flags are joined back with a shuffle instead of a broadcast.
+BROADCAST_MAX_ROWS = 2_000_000
 
-    Exact duplicates share their id, so with an id column the id window goes first: its hash partitioning on the id
-    also satisfies the whole-row window and the data is shuffled once. The first row of an id group is never an
-    exact duplicate, so "an earlier row has this id" equals "an earlier non-duplicate row has this id".
+
+def _duplicate_flags(sdf: "DataFrame", id_column: str | None) -> tuple["DataFrame", "DataFrame | None", bool]:
+    """``sdf`` plus boolean ``_dup`` (exact duplicate of an earlier row) and ``_dupid`` (an earlier row has the same
+    id, different content), as in :func:`airflow_agentic.data.findings.duplicate_masks`.
+
+    Only a narrow frame (position, id, hash of the row) is shuffled: rows sharing id and hash are candidates, whose
+    full content is then compared exactly (the hash only narrows the search). The few flagged rows are joined back
+    by position, broadcast when they are few, so the wide frame is never shuffled and keeps its input order.
+    Returns (frame, the persisted flags to unpersist or None, whether the wide frame was shuffled). Runs two
+    jobs (the second on the small cached frame of candidates).
     """
     from pyspark.sql import Window
 
     F = _F()
     cols = _data_columns(sdf)
-    if id_column and id_column in sdf.columns:
-        sdf = sdf.withColumn("_idrank", F.row_number().over(Window.partitionBy(id_column).orderBy(POS)))
-        rest = [c for c in cols if c != id_column]
-        sdf = sdf.withColumn("_dup", F.row_number().over(Window.partitionBy(id_column, *rest).orderBy(POS)) > 1)
-        return sdf.withColumn("_dupid", ~F.col("_dup") & (F.col("_idrank") > 1)).drop("_idrank")
-    sdf = sdf.withColumn("_dup", F.row_number().over(Window.partitionBy(*cols).orderBy(POS)) > 1)
-    return sdf.withColumn("_dupid", F.lit(False))
+    has_id = bool(id_column) and id_column in sdf.columns
+    group = [id_column] if has_id else []
+    narrow = sdf.select(F.col(POS), *[F.col(c) for c in group], F.xxhash64(*cols).alias("_h"))
+    if has_id:
+        # The id window first: its hash partitioning on the id also serves the (id, hash) window, one shuffle.
+        narrow = narrow.withColumn("_idrank", F.row_number().over(Window.partitionBy(id_column).orderBy(POS)))
+    else:
+        narrow = narrow.withColumn("_idrank", F.lit(1))
+    narrow = narrow.withColumn("_cand", F.count(F.lit(1)).over(Window.partitionBy(*group, "_h")) > 1)
+    flagged = narrow.filter(F.col("_cand") | (F.col("_idrank") > 1)).select(POS, "_cand", "_idrank").cache()
+    candidate_pos = flagged.filter("_cand").select(POS)
+    if candidate_pos.count() <= BROADCAST_MAX_ROWS:
+        candidate_pos = F.broadcast(candidate_pos)
+    candidates = sdf.join(candidate_pos, POS, "left_semi")
+    exact = candidates.select(POS, (F.row_number().over(Window.partitionBy(*cols).orderBy(POS)) > 1).alias("_dup"))
+    flags = (flagged.join(exact, POS, "left")
+             .select(POS, F.coalesce(F.col("_dup"), F.lit(False)).alias("_dup"), F.col("_idrank"))
+             .select(POS, "_dup", (~F.col("_dup") & (F.col("_idrank") > 1)).alias("_dupid"))
+             .filter(F.col("_dup") | F.col("_dupid"))).cache()
+    n_flagged = flags.count()
+    flagged.unpersist()
+    if n_flagged == 0:
+        flags.unpersist()
+        return sdf.withColumn("_dup", F.lit(False)).withColumn("_dupid", F.lit(False)), None, False
+    small = n_flagged <= BROADCAST_MAX_ROWS
+    joined = sdf.join(F.broadcast(flags) if small else flags, POS, "left")
+    joined = joined.withColumn("_dup", F.coalesce(F.col("_dup"), F.lit(False))).withColumn(
+        "_dupid", F.coalesce(F.col("_dupid"), F.lit(False)))
+    return joined, flags, not small
 
 
 def _first_ids(issues: "DataFrame", keys: list[int]) -> dict[int, list]:
@@ -220,10 +277,16 @@ def _first_ids(issues: "DataFrame", keys: list[int]) -> dict[int, list]:
 
 
 def inspect_spark(sdf: "DataFrame", profile: "ReferenceProfile", config: StewardConfig | None = None, *,
-                  n_rows: int | None = None) -> Findings:
-    """The same findings as :func:`airflow_agentic.data.findings.inspect_batch`: one pass over the data (plus the
-    duplicate window's shuffle) into a small frame of flagged cells, counted and sampled from there. ``n_rows``
-    saves a count when the caller knows it."""
+                  n_rows: int | None = None, sql_conf: dict[str, str] | None = None) -> Findings:
+    """The same findings as :func:`airflow_agentic.data.findings.inspect_batch`: one pass over the data into a small
+    frame of flagged cells, counted and sampled from there, plus the duplicate search on a narrow frame. ``n_rows``
+    saves a count when the caller knows it; ``sql_conf`` defaults to STEWARD_SQL_CONF."""
+    with session_conf(sdf.sparkSession, STEWARD_SQL_CONF if sql_conf is None else sql_conf):
+        return _inspect_spark(sdf, profile, config, n_rows)
+
+
+def _inspect_spark(sdf: "DataFrame", profile: "ReferenceProfile", config: StewardConfig | None,
+                   n_rows: int | None) -> Findings:
     F = _F()
     started = time.perf_counter()
     config = config or StewardConfig()
@@ -259,12 +322,12 @@ def inspect_spark(sdf: "DataFrame", profile: "ReferenceProfile", config: Steward
     present = [(name, col) for name, col in ref.items() if name in sdf.columns]
     keys = [F.lit(i * CODE_SPAN) + _cell_code(sdf, name, col, config, classify=name != id_col, normalised=True)
             for i, (name, col) in enumerate(present)]
-    sdf = _dup_exprs(sdf, id_col if id_col in sdf.columns else None)
+    sdf, dup_flags, _ = _duplicate_flags(sdf, id_col if id_col in sdf.columns else None)
     dup_base = len(present) * CODE_SPAN
     keys.append(F.lit(dup_base) + F.when(F.col("_dup"), F.lit(1)).when(F.col("_dupid"), F.lit(2)).otherwise(F.lit(0)))
     id_expr = F.col(id_col) if id_col and id_col in sdf.columns else F.col(POS)
-    # One entry per flagged cell (a small frame): the counts and the samples both read it, so the input and the
-    # duplicate window are evaluated once.
+    # One entry per flagged cell (a small frame): the counts and the samples both read it, so the input is
+    # evaluated once.
     issues = sdf.select(F.col(POS), id_expr.alias("_id"),
                         F.explode(F.filter(F.array(*keys), lambda k: k % CODE_SPAN != 0)).alias("_k")).cache()
     try:
@@ -300,6 +363,8 @@ def inspect_spark(sdf: "DataFrame", profile: "ReferenceProfile", config: Steward
         samples = _first_ids(issues, [f[0] for f in found]) if found else {}
     finally:
         issues.unpersist()
+        if dup_flags is not None:
+            dup_flags.unpersist()
     for key, kind, column, severity, detail in found:
         items.append(Finding(kind, column, counts[key], severity, samples.get(key, []), detail))
     order = {k: j for j, k in enumerate(["renamed_column", "missing_column", "extra_column", "nulls",
@@ -323,39 +388,57 @@ class SparkBatchState:
     accepted: bool = False
     n_input: int = 0
     persisted: list = field(default_factory=list, repr=False)  # frames this state cached; released by release()
+    reordered: bool = False  # a tool shuffled the rows: the outputs need a sort to come out in input order
+    sql_conf: dict = field(default_factory=lambda: dict(STEWARD_SQL_CONF))
 
     @classmethod
     def from_frame(cls, sdf: "DataFrame", profile: "ReferenceProfile", config: StewardConfig | None = None,
-                   source: str | None = None) -> "SparkBatchState":
+                   source: str | None = None, sql_conf: dict[str, str] | None = None) -> "SparkBatchState":
         F = _F()
-        # Persisted before the first action: monotonically_increasing_id is only stable if it is computed once.
-        sdf = (sdf.withColumn(POS, F.monotonically_increasing_id())
-               .withColumn(REASON, F.lit(None).cast("string"))
-               .withColumn(SENTINEL, F.lit(False)).withColumn(UNPARSED, F.lit(False))).cache()
-        state = cls(sdf=sdf, profile=profile, config=config or StewardConfig(), source=source, n_input=sdf.count())
-        state.persisted.append(sdf)
+        state = cls(sdf=sdf, profile=profile, config=config or StewardConfig(), source=source,
+                    sql_conf=dict(STEWARD_SQL_CONF if sql_conf is None else sql_conf))
+        with state.conf():
+            # Persisted before the first action: monotonically_increasing_id is only stable if computed once.
+            state.sdf = (sdf.withColumn(POS, F.monotonically_increasing_id())
+                         .withColumn(REASON, F.lit(None).cast("string"))
+                         .withColumn(SENTINEL, F.lit(False)).withColumn(UNPARSED, F.lit(False))).cache()
+            state.persisted.append(state.sdf)
+            state.n_input = state.sdf.count()
         return state
+
+    def conf(self) -> Any:
+        """The steward's SQL settings, for a block that plans or runs queries (see STEWARD_SQL_CONF)."""
+        return session_conf(self.sdf.sparkSession, self.sql_conf)
 
     def history(self) -> list[str]:
         return [a["action"] for a in self.actions]
 
     def finish(self) -> dict:
         """Persist the final frame (every tool's expressions, evaluated once) and check the invariant on it."""
-        self.sdf = self.sdf.cache()
-        self.persisted.append(self.sdf)
-        return self.check_invariant()
+        with self.conf():
+            self.sdf = self.sdf.cache()
+            self.persisted.append(self.sdf)
+            return self.check_invariant()
 
     def split(self) -> tuple["DataFrame", "DataFrame", "DataFrame"]:
         """(clean rows for validation, clean rows in input order, quarantined rows with their reason in input
-        order), data columns only. Call after :meth:`finish`."""
+        order), data columns only. Call after :meth:`finish`. The frame keeps the input's partitions and row order
+        unless a tool had to shuffle it (``reordered``); only then do the outputs need a sort."""
         F = _F()
-        data_cols = [c for c in _data_columns(self.sdf) if c not in ("_dup", "_dupid")]
+        data_cols = _data_columns(self.sdf)
         is_clean = F.col(REASON).isNull()
         to_validate = self.sdf.filter(is_clean).select(*data_cols)
-        clean = self.sdf.filter(is_clean).orderBy(POS).select(*data_cols)
-        quarantine = self.sdf.filter(~is_clean).orderBy(POS).select(
-            *data_cols, F.col(REASON).alias(QUARANTINE_REASON_COLUMN))
-        return to_validate, clean, quarantine
+        clean, quarantine = self.sdf.filter(is_clean), self.sdf.filter(~is_clean)
+        if self.reordered:
+            clean, quarantine = clean.orderBy(POS), quarantine.orderBy(POS)
+        return (to_validate, clean.select(*data_cols),
+                quarantine.select(*data_cols, F.col(REASON).alias(QUARANTINE_REASON_COLUMN)))
+
+    def write(self, clean: "DataFrame", quarantine: "DataFrame", outputs: dict[str, str]) -> None:
+        """Write the two Spark outputs of :meth:`split` to ``outputs["clean"]`` and ``outputs["quarantine"]``."""
+        with self.conf():
+            clean.write.mode("overwrite").parquet(outputs["clean"])
+            quarantine.write.mode("overwrite").parquet(outputs["quarantine"])
 
     def release(self) -> None:
         for frame in self.persisted:
@@ -464,9 +547,14 @@ def spark_normalise_categories(state: SparkBatchState, aliases: dict[str, dict[s
 def spark_deduplicate(state: SparkBatchState, id_column: str | None = None) -> dict:
     F = _F()
     id_column = id_column or state.config.id_column
-    sdf = _dup_exprs(state.sdf, id_column if id_column in state.sdf.columns else None)
-    state.sdf = sdf.withColumn(REASON, F.coalesce(F.col(REASON), F.when(F.col("_dup"), F.lit("duplicate")),
-                                                  F.when(F.col("_dupid"), F.lit("duplicate_id")))).drop("_dup", "_dupid")
+    with state.conf():
+        sdf, flags, shuffled = _duplicate_flags(state.sdf, id_column if id_column in state.sdf.columns else None)
+    if flags is not None:
+        state.persisted.append(flags)
+    state.reordered = state.reordered or shuffled
+    reason = F.coalesce(F.col(REASON), F.when(F.col("_dup"), F.lit("duplicate")),
+                        F.when(F.col("_dupid"), F.lit("duplicate_id")))
+    state.sdf = sdf.withColumn(REASON, reason).drop("_dup", "_dupid")
     return state._log("deduplicate")
 
 
@@ -565,12 +653,17 @@ def read_spark(spark: "SparkSession", path: Any, fmt: str | None = None) -> "Dat
 
 def steward_spark(batch: Any, profile: "ReferenceProfile", out_dir: Any, *, spark: "SparkSession | None" = None,
                   config: StewardConfig | None = None, suite: Any = None, policy: Callable | None = None,
-                  fmt: str | None = None, validate: str = "clean") -> StewardReport:
+                  fmt: str | None = None, validate: str = "clean",
+                  sql_conf: dict[str, str] | None = None) -> StewardReport:
     """The Spark twin of :func:`airflow_agentic.data.steward.steward_batch`.
 
     ``batch`` is a Spark DataFrame or a path Spark can read. Clean and quarantine rows are written with Spark
-    (directories ``clean.parquet/`` and ``quarantine.parquet/`` whose ``_SUCCESS`` marks completion);
-    ``validation.json``, ``report.json`` and the ``_SUCCESS`` manifest are written atomically last.
+    (directories ``clean.parquet/`` and ``quarantine.parquet/`` whose ``_SUCCESS`` marks completion), in input
+    order; ``validation.json``, ``report.json`` and the ``_SUCCESS`` manifest are written atomically last.
+    ``sql_conf``: SQL settings for the steward's own queries (default STEWARD_SQL_CONF; ``{}`` for none).
+
+    Jobs: one scan into the cache, the duplicate search on a narrow frame (twice: on the input and after the
+    repairs), one pass for the findings, one for the final frame and its counts, GX, and the two writes.
     """
     from pyspark.sql import SparkSession
 
@@ -587,9 +680,9 @@ def steward_spark(batch: Any, profile: "ReferenceProfile", out_dir: Any, *, spar
     else:
         spark = spark or SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
         sdf, source = read_spark(spark, batch, fmt), dio.location(batch)
-    state = SparkBatchState.from_frame(sdf, profile, config, source=source)
+    state = SparkBatchState.from_frame(sdf, profile, config, source=source, sql_conf=sql_conf)
     try:
-        state.findings = inspect_spark(state.sdf, profile, config, n_rows=state.n_input)
+        state.findings = inspect_spark(state.sdf, profile, config, n_rows=state.n_input, sql_conf=state.sql_conf)
         timings["inspect"] = time.perf_counter() - t0
 
         t = time.perf_counter()
@@ -614,8 +707,7 @@ def steward_spark(batch: Any, profile: "ReferenceProfile", out_dir: Any, *, spar
 
         t = time.perf_counter()
         outputs = {key: dio.location(dio.join(out_dir, name)) for key, name in OUTPUT_FILES.items()}
-        clean.write.mode("overwrite").parquet(outputs["clean"])
-        quarantine.write.mode("overwrite").parquet(outputs["quarantine"])
+        state.write(clean, quarantine, outputs)
         report = StewardReport(
             source=source, engine="spark", counts=counts,
             findings={**state.findings.summary(), "items": [f.to_dict() for f in state.findings.items],

@@ -97,6 +97,19 @@ def _champion_model(model_name: str) -> Any:
     return model if hasattr(model, "predict_proba") else None
 
 
+def _reference_predictions(model_uri: str, X: pd.DataFrame) -> np.ndarray | None:
+    """The new model's outputs on its reference rows, kept in the drift profile so that monitoring can test the
+    prediction distribution before any label arrives (as the backtest does). None when the model cannot be loaded:
+    the profile then covers the features only, and the monitoring step skips prediction drift."""
+    import mlflow.pyfunc
+
+    try:
+        return np.asarray(mlflow.pyfunc.load_model(model_uri).predict(X)).reshape(len(X), -1)[:, 0]
+    except Exception as exc:  # noqa: BLE001 - prediction drift is an extra signal, not a reason to fail the turn
+        log.warning("no reference predictions for the drift profile (%s): prediction drift will not be checked", exc)
+        return None
+
+
 def _step(steps: list[dict[str, Any]], agent: str, action: str, reason: str, started: float, **data: Any) -> None:
     steps.append({"agent": agent, "action": action, "reason": reason,
                   "seconds": round(time.perf_counter() - started, 3), **data})
@@ -245,7 +258,10 @@ def continuous_turn(frame: pd.DataFrame, *, target: str, model_name: str, experi
         location = profile_location(profile_dir, model_name, training.version)
         # The drift reference is what production will look like: real rows only, never the synthetic ones.
         real = ~pool[SYNTHETIC_COLUMN].to_numpy(bool) if SYNTHETIC_COLUMN in pool.columns else slice(None)
-        profile = ReferenceProfile.from_frame(X_train[real], sample_rows=0)
+        reference = X_train[real]
+        profile = ReferenceProfile.from_frame(reference, predictions=_reference_predictions(training.model_uri,
+                                                                                           reference),
+                                              sample_rows=0)
         dio.write_bytes_atomic(location, profile.to_bytes())
         client.set_model_version_tag(model_name, training.version, PROFILE_TAG, location)
         result.profile = location
@@ -307,7 +323,9 @@ def monitor_batch(frame: pd.DataFrame, *, model_name: str, target: str | None = 
             from airflow_agentic.drift.detectors import detect_drift
 
             profile = ReferenceProfile.from_bytes(dio.read_bytes(tags[PROFILE_TAG]))
-            drift = detect_drift(profile, X).to_dict()
+            # The champion's outputs against its reference outputs: prediction drift needs no labels.
+            with_predictions = profile.prediction is not None and len(predictions) > 0
+            drift = detect_drift(profile, X, prediction=predictions if with_predictions else None).to_dict()
         except Exception as exc:  # noqa: BLE001 - drift is advisory, performance decides
             log.warning("drift check failed: %s", exc)
             drift = {"detected": False, "score": 0.0, "error": str(exc)}

@@ -174,7 +174,7 @@ class DataStewardOperator(AgentOperator):
             self._fail(self.source, "the Spark engine needs a reference profile (.npz)")
         profile = self._load_profile(None)
         state = SparkBatchState.from_frame(sdf, profile, config, source=dio.location(source))  # persisted once
-        state.findings = inspect_spark(state.sdf, profile, config, n_rows=state.n_input)
+        state.findings = inspect_spark(state.sdf, profile, config, n_rows=state.n_input, sql_conf=state.sql_conf)
         self._input_frame = sdf
         return state
 
@@ -252,8 +252,7 @@ class DataStewardOperator(AgentOperator):
             to_validate, clean, quarantine = state.split()
             validation = self._validation(to_validate, engine="spark")
             out_dir, outputs = self._outputs()
-            clean.write.mode("overwrite").parquet(outputs["clean"])
-            quarantine.write.mode("overwrite").parquet(outputs["quarantine"])
+            state.write(clean, quarantine, outputs)
             report = agent.report()
             report.counts = counts
             report.outputs = outputs

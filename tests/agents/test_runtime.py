@@ -259,3 +259,21 @@ def test_durable_replay_makes_no_llm_calls_and_repeats_no_side_effect(tmp_path: 
     assert retry.usage["replayed_steps"] == 3 and retry.usage["llm_calls"] == 0
     assert retry.result["value"] == 2  # in-memory state rebuilt by re-running pure tools
     assert [s.tool for s in retry.steps] == [s.tool for s in first.steps]
+
+
+def test_journal_on_an_object_storage_path_is_written_atomically_and_a_broken_one_stops_clearly(tmp_path):
+    from airflow.sdk import ObjectStoragePath
+
+    from airflow_agentic.agents.journal import Journal, JournalError
+
+    path = ObjectStoragePath(f"file://{tmp_path}/j/run.json")
+    journal = Journal(path)
+    journal.record(0, decision={"tool": "accept"})
+    journal.mark_finished(try_number=1)
+    assert sorted(p.name for p in (tmp_path / "j").iterdir()) == ["run.json"]  # no temporary file left
+    again = Journal(ObjectStoragePath(f"file://{tmp_path}/j/run.json"))
+    assert again.get(0) == {"decision": {"tool": "accept"}} and again.finished == {"try_number": 1}
+
+    (tmp_path / "j" / "run.json").write_text('{"steps": {"0": ')  # what a crash mid-write would leave
+    with pytest.raises(JournalError, match="run.json is unreadable"):
+        Journal(path)

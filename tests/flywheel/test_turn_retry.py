@@ -58,3 +58,11 @@ def test_scoring_a_batch_twice_keeps_one_performance_record(mlflow_uri, tmp_path
     second = monitor_batch(batch, model_name=model, batch=4, tracking_uri=mlflow_uri, records_location=records)
     assert first["performance"]["records"] == second["performance"]["records"]
     assert [r["batch"] for r in dio.read_json(records)] == [4]
+
+    # The profile stored with the version holds the model's reference outputs: the DAG path tests prediction drift
+    # too, before any label arrives (the features moved, so did the predicted class shares).
+    assert first["drift"]["prediction"]["drifted"] is False
+    unlabelled = make_batch("drifted", seed=5).drop(columns=["label"])
+    moved = monitor_batch(unlabelled, model_name=model, batch=5, tracking_uri=mlflow_uri, records_location=records)
+    assert moved["drift"]["prediction"]["drifted"] is True and moved["drift"]["detected"] is True
+    assert moved["accuracy"] is None

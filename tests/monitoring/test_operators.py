@@ -43,18 +43,11 @@ def _decoded(value):
         return value
 
 
-ORDER_DEPENDENT = pytest.mark.xfail(
-    strict=False,
-    reason="passes alone and in this module, failed in the full clean-clone run of session 2 after the extra-link "
-           "and plugin changes (order-dependent; see the note on issue 3)")
-
-
 @pytest.fixture(scope="module")
 def profile(airflow_db):
     return save_profile(DATA / "profile.npz")
 
 
-@ORDER_DEPENDENT
 @pytest.mark.parametrize("mode", ["deferrable", "poke"])
 def test_drift_sensor(profile, mode):
     inbox = DATA / f"sensor_{mode}"
@@ -151,7 +144,6 @@ def hook(webhook_server, monkeypatch):
     return webhook_server
 
 
-@ORDER_DEPENDENT
 def test_monitoring_operator_concept_drift_emits_the_asset_event(airflow_db, hook):
     drift = {"detected": True, "score": 0.33, "drifted_columns": ["x1"], "max_effect": 0.8, "columns": [],
              "alpha": 0.05, "correction": "bh", "backend": "builtin", "n_ref": 3000, "n_cur": 2000}
@@ -173,7 +165,6 @@ def test_monitoring_operator_concept_drift_emits_the_asset_event(airflow_db, hoo
     Variable.delete("agentic_test_monitoring_state")
 
 
-@ORDER_DEPENDENT
 def test_monitoring_operator_harmless_shift_alerts_without_asset_event(airflow_db, hook):
     from airflow_agentic.drift.detectors import detect_drift
     from airflow_agentic.drift.profile import ReferenceProfile

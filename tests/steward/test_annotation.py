@@ -105,7 +105,6 @@ class Annotator(threading.Thread):
             self.error = exc
 
 
-@pytest.mark.xfail(strict=False, reason="fails only in the full run (shared MLflow/Airflow state), see the stop-9 note")
 def test_auto_label_then_people_then_merge(airflow_db, labelstudio, champion, tmp_path):
     title = f"steward-tests-{uuid.uuid4().hex[:8]}"
     frame, conf = _conf(tmp_path, champion, title)
@@ -146,7 +145,6 @@ def test_auto_label_then_people_then_merge(airflow_db, labelstudio, champion, tm
     assert len(list(client.tasks.list(project=sent["project_id"]))) == len(HUMAN_X)
 
 
-@pytest.mark.xfail(strict=False, reason="fails only in the full run (shared MLflow/Airflow state), see the stop-9 note")
 def test_labelstudio_unreachable(airflow_db, champion, tmp_path, monkeypatch, capsys):
     from servers import free_port
 

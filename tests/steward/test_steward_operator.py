@@ -11,9 +11,6 @@ from dagbag import load_dag  # tests/steward/conftest.py (imported at collection
 
 pytestmark = [
     pytest.mark.integration,
-    # Passes alone (3 passed) but failed in the full clean-clone run of session 2: order-dependent, under
-    # investigation (see the stop-9 note). Non-strict so that a pass still counts.
-    pytest.mark.xfail(strict=False, reason="order-dependent failure in the full run, see the stop-9 note"),
 ]
 
 

@@ -10,9 +10,6 @@ from training.conftest import good_model, make_frame, register, weak_model
 
 pytestmark = [
     pytest.mark.integration,
-    # Failed in the full clean-clone run of session 2 like the steward and monitoring dag.test() tests:
-    # order-dependent, under investigation (see the stop-9 note). Non-strict so that a pass still counts.
-    pytest.mark.xfail(strict=False, reason="order-dependent failure in the full run, see the stop-9 note"),
 ]
 
 

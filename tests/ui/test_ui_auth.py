@@ -54,7 +54,6 @@ def test_every_route_refuses_a_request_without_a_valid_token(ui_stack):
     assert "script-src 'none'" in report.headers["content-security-policy"]
 
 
-@pytest.mark.xfail(strict=False, reason="fails only in the full run (shared MLflow/Airflow state), see the stop-9 note")
 def test_a_reader_of_one_dag_sees_only_that_dags_traces_approvals_and_drift(ui_stack):
     from airflow_agentic.plugins.urls import URL_PREFIX
 
@@ -81,9 +80,10 @@ def test_a_reader_of_one_dag_sees_only_that_dags_traces_approvals_and_drift(ui_s
     for page_name in ("ui/trace", "ui/drift"):
         assert _get(f"{base}/{page_name}", token=reader, params={"dag_id": b_dag, "run_id": b_run}).status_code == 403
         assert _get(f"{base}/{page_name}", token=admin, params={"dag_id": b_dag, "run_id": b_run}).status_code == 200
-    # The registry is not a DAG's: every logged-in user sees it.
+    # The registry is not a DAG's: every logged-in user sees it (the session's MLflow server also holds the
+    # models of other test modules, so only the seeded one is checked).
     models = _get(f"{base}/api/models", token=reader).json()
-    assert models["error"] is None and [m["name"] for m in models["models"]] == ["ui_flywheel"]
+    assert models["error"] is None and "ui_flywheel" in [m["name"] for m in models["models"]]
 
 
 def test_extra_links_of_the_agent_operator_open_its_trace_and_drift(ui_stack):
