@@ -47,6 +47,8 @@ _EXPORTS = {
     "Generator": "synthesis",
     "CallableGenerator": "synthesis",
     "generate_text_rows": "synthesis",
+    "LLMTextGenerator": "synthesis",
+    "SynthesisError": "synthesis",
     "LabelStudioClient": "labelstudio",
 }
 

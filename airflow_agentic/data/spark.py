@@ -32,7 +32,6 @@ from airflow_agentic.data.findings import (
     category_mapping,
     column_aliases,
     is_string_category,
-    normalise_key,
     reference_columns,
     required_columns,
     sentinel_values_for,

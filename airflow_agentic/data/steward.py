@@ -224,7 +224,6 @@ def quarantine_rows(state: BatchState, rows: Any, reason: str) -> dict:
 
 def invalid_masks(state: BatchState) -> dict[str, np.ndarray]:
     """Row masks of what is still invalid in the working frame, by reason (see INVALID_REASON_ORDER)."""
-    import pandas as pd
 
     n = len(state.frame)
     required = set(required_columns(state.profile, state.config))

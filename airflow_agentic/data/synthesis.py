@@ -6,6 +6,7 @@ an evaluation or a test split.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
@@ -108,6 +109,51 @@ class CallableGenerator:
         return [str(x) for x in list(out)[:n]]
 
 
+class SynthesisError(RuntimeError):
+    """A generator could not produce rows (endpoint down, refused, or answered nothing usable)."""
+
+
+_LIST_MARKER = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s+")
+
+
+class LLMTextGenerator:
+    """Text rows from a chat-completions endpoint (the `openai` client of an ``agentic_llm`` connection:
+    ``AgenticLLMHook(conn_id).text_generator()``). One example per answer line; list markers are stripped. Asks
+    again, at most ``max_calls`` times in all, while fewer than ``n`` usable lines came back."""
+
+    SYSTEM = ("You write synthetic training examples for a text classifier. Answer with the examples only, one per "
+              "line, without numbering or commentary.")
+
+    def __init__(self, client: Any, model: str, *, temperature: float = 0.8, max_calls: int = 3):
+        self.client = client
+        self.model = model
+        self.temperature = temperature
+        self.max_calls = max_calls
+        self.calls = 0
+
+    def generate(self, prompt: str, n: int, **kwargs: Any) -> list[str]:
+        texts: list[str] = []
+        seen: set[str] = set()
+        for _ in range(self.max_calls):
+            if len(texts) >= n:
+                break
+            self.calls += 1
+            try:
+                response = self.client.chat.completions.create(
+                    model=self.model, temperature=self.temperature,
+                    messages=[{"role": "system", "content": self.SYSTEM}, {"role": "user", "content": prompt}])
+                content = response.choices[0].message.content or ""
+            except Exception as exc:  # noqa: BLE001 - any client error: say which endpoint and why
+                raise SynthesisError(f"text generation failed on model {self.model!r}: {type(exc).__name__}: "
+                                     f"{exc}") from exc
+            for line in content.splitlines():
+                text = _LIST_MARKER.sub("", line).strip()
+                if text and text not in seen:
+                    seen.add(text)
+                    texts.append(text)
+        return texts[:n]
+
+
 DEFAULT_PROMPT = ("Write {n} new, varied examples of text labelled '{label}', one per line, in the style of:\n"
                   "{examples}")
 
@@ -123,4 +169,6 @@ def generate_text_rows(generator: Generator | Callable[..., Any], examples: "pd.
     shots = examples.loc[examples[target] == label, text_column].head(max_examples).astype(str).tolist()
     prompt = prompt_template.format(n=n, label=label, examples="\n".join(f"- {s}" for s in shots))
     texts = [t.strip() for t in generator.generate(prompt, n) if t and t.strip()][:n]
+    if not texts:
+        raise SynthesisError(f"the generator returned no usable text for label {label!r}: nothing was added")
     return pd.DataFrame({text_column: texts, target: [label] * len(texts), SYNTHETIC_COLUMN: [True] * len(texts)})

@@ -13,7 +13,7 @@ columns is then applied by us, the same way as for the builtin backend, so verdi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 

@@ -17,7 +17,7 @@ Null, NaN and +-inf values are counted in one aggregation job and excluded, as i
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 

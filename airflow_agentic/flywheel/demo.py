@@ -371,6 +371,7 @@ def quiet_libraries() -> None:
     """The trial-by-trial chatter of Optuna and MLflow would bury what the demo prints."""
     import logging
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one progress bar per model load
     for name in ("mlflow", "optuna", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
     try:

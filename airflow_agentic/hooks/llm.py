@@ -57,6 +57,18 @@ class AgenticLLMHook(BaseHook):
 
         return LLMPlanner(self.settings())
 
+    def text_generator(self, temperature: float = 0.8, max_calls: int = 3):
+        """A generator for synthetic text rows (see ``airflow_agentic.data.synthesis.generate_text_rows``) on this
+        connection's endpoint and model; the SDK retries rate limits and server errors ``max_retries`` times."""
+        from openai import OpenAI
+
+        from airflow_agentic.data.synthesis import LLMTextGenerator
+
+        settings = self.settings()
+        client = OpenAI(base_url=settings.base_url, api_key=settings.api_key or "not-needed",
+                        timeout=settings.timeout, max_retries=settings.max_retries)
+        return LLMTextGenerator(client, settings.model, temperature=temperature, max_calls=max_calls)
+
     def test_connection(self) -> tuple[bool, str]:
         try:
             models = self.get_conn().models.list()

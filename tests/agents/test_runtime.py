@@ -14,7 +14,6 @@ from airflow_agentic.agents import (
     ApprovalPending,
     DeferredApprover,
     Journal,
-    auto_approve,
 )
 from airflow_agentic.agents.llm_planner import LLMPlanner, LLMSettings
 from llm_server import ScriptedLLM

@@ -159,3 +159,37 @@ def test_label_studio_client_is_idempotent():
                                    "updated_at": ""}]
     with pytest.raises(ValueError):
         client.import_rows(pid, [{"text": "no id"}])
+
+
+def test_text_synthesis_through_the_llm_connection(scripted_llm, monkeypatch):
+    """The generator of an `agentic_llm` connection, through the real `openai` client against the loopback server:
+    list markers stripped, repeats dropped, asked again while short; a failing endpoint is a clear error."""
+    import json
+
+    import pandas as pd
+
+    from airflow_agentic.data import SynthesisError
+    from airflow_agentic.hooks.llm import AgenticLLMHook
+
+    monkeypatch.setenv("AIRFLOW_CONN_SYNTH_LLM", json.dumps({
+        "conn_type": "agentic_llm", "host": scripted_llm.base_url,
+        "extra": {"model": "scripted-model", "max_retries": 0, "timeout": 10}}))
+    generator = AgenticLLMHook("synth_llm").text_generator()
+    examples = pd.DataFrame({"text": ["love it", "meh", "works great"], "label": ["pos", "neg", "pos"]})
+    start = scripted_llm.calls
+    scripted_llm.then({"text": "1. A joy to use\n- Works as promised\n\n"},
+                      {"text": "* Works as promised\n2) Best purchase this year\nWould buy again"})
+    rows = generate_text_rows(generator, examples, text_column="text", target="label", label="pos", n=4)
+    assert rows["text"].tolist() == ["A joy to use", "Works as promised", "Best purchase this year",
+                                     "Would buy again"]
+    assert rows[SYNTHETIC_COLUMN].all() and (rows["label"] == "pos").all()
+    assert scripted_llm.calls - start == 2
+    prompt = scripted_llm.requests[start]["messages"][-1]["content"]
+    assert "love it" in prompt and "works great" in prompt and "meh" not in prompt  # shots of the asked label only
+
+    scripted_llm.then({"status": 500})
+    with pytest.raises(SynthesisError, match="text generation failed on model 'scripted-model'"):
+        generate_text_rows(generator, examples, text_column="text", target="label", label="pos", n=2)
+    scripted_llm.then({"text": "   \n\n"}, {"text": ""}, {"text": "\n"})
+    with pytest.raises(SynthesisError, match="no usable text for label 'pos'"):
+        generate_text_rows(generator, examples, text_column="text", target="label", label="pos", n=2)

@@ -8,7 +8,6 @@ import importlib
 import json
 import time
 
-import pytest
 
 from monitoring_helpers import drifted, frame, harmless, save_profile, write_batch
 

@@ -4,7 +4,6 @@ and an LLM planner that falls for a prompt injection hidden in the data still ca
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from steward_helpers import helpers  # noqa: F401
 
