@@ -1,5 +1,5 @@
-"""The plugin without servers: how Airflow registers it, what its module import costs, and the data shaping of the
-page (a real agent run as a trace, report files, the chart, the extra links)."""
+"""The plugin mostly without servers: how Airflow registers it, what its module import costs, and the data shaping of the
+page (a real agent run as a trace, report files, the chart, the extra links; the model list reads a real MLflow)."""
 
 from __future__ import annotations
 
@@ -73,6 +73,20 @@ def test_registry_history_is_newest_first_in_the_order_the_champion_moved():
     history = data._history(tags)
     assert [(e["action"], e["to"]) for e in history] == [("promotion", "3"), ("rollback", "1"), ("promotion", "2"),
                                                          ("promotion", "1")]
+
+
+def test_with_more_models_than_fit_the_recently_updated_ones_are_shown(mlflow_server):
+    """The session's registry holds the other modules' models too: the page keeps the ones that just moved."""
+    import time
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=mlflow_server.url)
+    for name in ("ui_order_c", "ui_order_a", "ui_order_b"):
+        client.create_registered_model(name)
+        time.sleep(0.01)
+    shown = data.registry_overview(mlflow_server.url, None, max_models=2, max_versions=0)
+    assert [m.name for m in shown] == ["ui_order_b", "ui_order_a"]
 
 
 def test_backtest_reports_are_listed_and_only_their_files_served(tmp_path):

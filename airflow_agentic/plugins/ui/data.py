@@ -389,7 +389,8 @@ def _reachable(uri: str) -> None:
 
 def registry_overview(uri: str, ui_url: str | None, *, max_models: int = 20,
                       max_versions: int = 10) -> list[ModelView]:
-    """Registered models with their newest versions, aliases, lineage tags and promotion/rollback history."""
+    """Registered models (the ``max_models`` most recently updated) with their newest versions, aliases, lineage
+    tags and promotion/rollback history."""
     from urllib.parse import quote
 
     from mlflow import MlflowClient
@@ -399,7 +400,9 @@ def registry_overview(uri: str, ui_url: str | None, *, max_models: int = 20,
     _reachable(uri)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     models = []
-    for model in client.search_registered_models(max_results=max_models):
+    # Most recently changed first: with more models than fit, the ones the flywheel is moving stay on the page.
+    for model in client.search_registered_models(max_results=max_models,
+                                                 order_by=["last_updated_timestamp DESC", "name ASC"]):
         tags = dict(model.tags or {})
         aliases_of: dict[str, list[str]] = defaultdict(list)
         for alias, version in (model.aliases or {}).items():
