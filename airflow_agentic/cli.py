@@ -12,9 +12,18 @@ import sys
 from collections.abc import Sequence
 
 
+class UsageError(Exception):
+    """A bad argument: reported in one line on stderr, exit code 2, before any work."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse's own errors: one line too, not the usage block
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="airflow-agentic", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="airflow-agentic", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     bt = sub.add_parser("backtest", help="replay a drift scenario batch by batch under a retraining policy")
     bt.add_argument("scenario_dir", help="folder with scenario.json and batches/NNNN.parquet")
@@ -29,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="model name (env AGENTIC_LLM_MODEL); without it the rule planner decides")
     bt.add_argument("--llm-when", choices=("interesting", "always"), default="interesting",
                     help="ask the LLM only when the evidence is not plainly 'nothing to do' (default), or always")
+    bt.add_argument("--registry", default=None,
+                    help="MLflow tracking URI to keep the versions in a real model registry, as the DAGs do "
+                         "(e.g. sqlite:///out/mlflow.db); default: in memory, same turn, faster")
     bt.add_argument("--seed", type=int, default=0)
     bt.add_argument("--quiet", action="store_true", help="print only the summary line")
 
@@ -51,11 +63,46 @@ def _planner(args: argparse.Namespace):
     return LLMPlanner(LLMSettings(base_url=args.llm_base_url, api_key=api_key, model=args.llm_model or "gpt-4o-mini"))
 
 
+def _check_out_folder(out: str) -> None:
+    """The output folder must be a folder we can create or write into; a file there is an error now, not after
+    the whole run."""
+    if not out.strip():
+        raise UsageError("--out is empty: name an output folder")
+    path = os.path.abspath(out)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(f"--out {out}: exists and is not a folder")
+    parent = path
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise UsageError(f"--out {out}: {parent} is a file, so the folder cannot be created")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out}: {parent} is not writable")
+
+
+def _check_backtest(args: argparse.Namespace):
+    """Every argument checked before any work; returns the opened scenario."""
+    from airflow_agentic.flywheel.scenario import Scenario, ScenarioError, parse_policy
+
+    _check_out_folder(args.out)
+    try:
+        scenario = Scenario.open(args.scenario_dir)
+        parse_policy(args.policy, scenario)
+    except ScenarioError as exc:
+        raise UsageError(str(exc)) from None
+    if args.llm_base_url and not args.llm_base_url.startswith(("http://", "https://")):
+        from airflow_agentic.agents.trace import redact_url
+
+        raise UsageError(f"--llm-base-url {redact_url(args.llm_base_url)}: must start with http:// or https://")
+    return scenario
+
+
 def backtest(args: argparse.Namespace) -> int:
+    _check_backtest(args)
     from airflow_agentic.flywheel.backtest import run_backtest
 
     result = run_backtest(args.scenario_dir, args.policy, args.out, planner=_planner(args), seed=args.seed,
-                          llm_when=args.llm_when)
+                          llm_when=args.llm_when, registry=args.registry)
     if args.report:
         from airflow_agentic.flywheel.report import write_report
 
@@ -69,14 +116,34 @@ def backtest(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.command == "backtest":
-        return backtest(args)
-    if args.command == "demo":
-        from airflow_agentic.flywheel.demo import run_demo
+def _check_demo(args: argparse.Namespace) -> None:
+    for flag, port in (("--port", args.port), ("--mlflow-port", args.mlflow_port)):
+        if not 0 <= port <= 65535:
+            raise UsageError(f"{flag} {port}: a port is between 0 and 65535 (0 picks a free one)")
+    if args.root and os.path.exists(args.root) and not os.path.isdir(args.root):
+        raise UsageError(f"--root {args.root}: exists and is not a folder")
 
-        return run_demo(once=args.once, port=args.port, mlflow_port=args.mlflow_port, root=args.root)
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+        if args.command == "backtest":
+            return backtest(args)
+        if args.command == "demo":
+            _check_demo(args)
+            from airflow_agentic.flywheel.demo import run_demo
+
+            return run_demo(once=args.once, port=args.port, mlflow_port=args.mlflow_port, root=args.root)
+    except UsageError as exc:
+        print(f"airflow-agentic: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - a bad scenario found mid-run: one line, not a traceback
+        from airflow_agentic.flywheel.scenario import ScenarioError
+
+        if not isinstance(exc, ScenarioError):
+            raise
+        print(f"airflow-agentic: error: {exc}", file=sys.stderr)
+        return 1
     return 2
 
 

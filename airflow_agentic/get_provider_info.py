@@ -151,6 +151,24 @@ def get_provider_info() -> dict:
                         "example": "s3://my-bucket/agentic/journal",
                         "default": "",
                     },
+                    "approval_notifier": {
+                        "description": "An http connection (Slack-style webhook or PagerDuty, see WebhookNotifier) "
+                                       "told when an agent waits for approval and when one is rejected or times "
+                                       "out. Empty: nobody is notified (the request is under Required Actions).",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "slack_approvals",
+                        "default": "",
+                    },
+                    "retraining_deadline": {
+                        "description": "Minutes after an agentic_retraining run is queued by which it should have "
+                                       "promoted or rejected; later, the approval_notifier connection is told "
+                                       "(Airflow DeadlineAlert). 0 turns the alert off.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "30",
+                        "default": "60",
+                    },
                     "reports_path": {
                         "description": "Folder of backtest reports (airflow-agentic backtest --out DIR --report) that "
                                        "the Agentic page in the UI lists and serves. Empty: env AGENTIC_REPORTS_PATH, "

@@ -1,8 +1,11 @@
 """The flywheel's agentic policy against what a user would otherwise run: never retrain (`static`), retrain every five
 batches (`periodic:5`), and retrain right after each true drift (`at:<drift batches>`, read from truth.json like the
-scorer does; the system under test never reads it). Accuracy and retrains come from ../shared/scenarios/score.py.
+scorer does; the system under test never reads it). Accuracy and retrains come from the project's scorer
+(``airflow_agentic.flywheel.scenario.score``, docs/scenarios.md). Every policy runs through ``run_backtest``, the
+agentic one through the flywheel's one turn (``flywheel.turn.learn``), exactly as the retraining DAG runs it.
 
 Usage: .venv/bin/python benchmarks/backtest_policies.py [SCEN_ROOT] [--out RESULTS_ROOT] [--only NAME ...]
+SCEN_ROOT defaults to the five public scenarios, generated into .cache/scenarios on first use.
 Goal: drifting streams acc >= 0.98 x max(periodic:5, at:truth) with retrains <= periodic:5 / 2;
       streams without drift (stationary, harmless shift, corrupted bursts): 0 retrains and acc >= 0.99 x static.
 """
@@ -17,7 +20,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_SCEN = REPO.parent / "shared" / "scenarios" / "data"
+DEFAULT_SCEN = REPO / ".cache" / "scenarios"
 
 
 def main() -> int:
@@ -27,11 +30,10 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", default=None)
     parser.add_argument("--policies", nargs="*", default=None, help="subset of agentic static periodic:5 at")
     args = parser.parse_args()
-    scen_root = Path(args.scen_root)
-    sys.path.insert(0, str(REPO.parent / "shared" / "scenarios"))
-    import score as scorer  # the shared scorer, unchanged
-
+    from airflow_agentic.flywheel import scenario as scorer
     from airflow_agentic.flywheel.backtest import run_backtest
+
+    scen_root = scorer.public_root(args.scen_root) if Path(args.scen_root) == DEFAULT_SCEN else Path(args.scen_root)
 
     truths = json.loads((scen_root / "truth.json").read_text())
     out_root = Path(args.out or tempfile.mkdtemp(prefix="backtest-policies-"))

@@ -7,25 +7,23 @@ neither was trained on (``params.holdout``) and, when it passes, promotes it (``
 worse by more than the margin. The event-driven path (``agentic_retraining``) promotes by itself; this DAG is for a
 challenger trained elsewhere, and for the watch after any promotion.
 
-Configuration (environment): ``AGENTIC_DATA_ROOT`` (default ``file://$AIRFLOW_HOME/agentic-data``),
-``AGENTIC_MODEL_NAME`` (default ``flywheel``). MLflow: the ``mlflow_default`` connection (type ``mlflow``), else
-``MLFLOW_TRACKING_URI``, else a local SQLite store (``MLflowHook``'s order; these operators do not read the demo's
-``$AIRFLOW_HOME/agentic/mlflow_uri``: set the connection or the variable); resolved when the task runs.
+Settings come from the ``[agentic]`` configuration section (``airflow_agentic.config``): ``data_root``,
+``model_name``, ``mlflow_tracking_uri`` (else the ``mlflow_default`` connection, ``MLFLOW_TRACKING_URI``, a SQLite
+file under ``$AIRFLOW_HOME/agentic``), resolved when the task runs, the same for every example DAG.
 """
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 from airflow.sdk import DAG, Param
 
+from airflow_agentic import config
 from airflow_agentic.operators.deployment import DeploymentOperator
 from airflow_agentic.operators.rollback import ModelWatchOperator
 
-HOME = os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow")
-DATA_ROOT = os.environ.get("AGENTIC_DATA_ROOT", f"file://{HOME}/agentic-data").rstrip("/")
-MODEL_NAME = os.environ.get("AGENTIC_MODEL_NAME", "flywheel")
+DATA_ROOT = config.data_root()
+MODEL_NAME = config.model_name()
 
 with DAG(
     "agentic_deployment",

@@ -1,27 +1,23 @@
 """Ingest a landed batch: the Data Steward validates, repairs or quarantines its rows and publishes the clean batch.
 
 Trigger it when a batch lands (``airflow-agentic demo`` does, through the REST API) with
-``conf={"source": "<url of the batch>", "batch": "<name>"}``. Outputs go to ``$AGENTIC_DATA_ROOT/clean/<batch>/``
-and the ``agentic_clean_batch`` Asset gets an event naming them, which schedules ``agentic_monitoring``.
-
-Configuration (environment, read at parse time, no network):
-``AGENTIC_DATA_ROOT`` (default ``file://$AIRFLOW_HOME/agentic-data``); the steward compares every batch with the
-reference profile ``$AGENTIC_DATA_ROOT/reference/profile.npz`` (the demo writes it from the first batch).
+``conf={"source": "<url of the batch>", "batch": "<name>"}``. Outputs go to ``<data_root>/clean/<batch>/`` and the
+``agentic_clean_batch`` Asset gets an event naming them, which schedules ``agentic_monitoring``. The steward compares
+every batch with the reference profile ``<data_root>/reference/profile.npz`` (the demo writes it from the first
+batch). ``data_root`` is ``[agentic] data_root`` (``airflow_agentic.config``; default
+``file://$AIRFLOW_HOME/agentic-data``).
 """
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 from airflow.sdk import DAG, Asset, Param
 
+from airflow_agentic import config
 from airflow_agentic.operators.steward import DataStewardOperator
 
-HOME = os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow")
-DATA_ROOT = os.environ.get("AGENTIC_DATA_ROOT", f"file://{HOME}/agentic-data").rstrip("/")
-
-CLEAN_BATCH = Asset("agentic_clean_batch")
+DATA_ROOT = config.data_root()
 
 with DAG(
     "agentic_ingest",
@@ -41,5 +37,5 @@ with DAG(
         id_column="row_id",
         # A covariate shift moves clean rows outside the reference range: only far-out values are suspicious.
         config={"range_tolerance": 3.0, "drift": False},
-        outlets=[CLEAN_BATCH],
+        outlets=[Asset("agentic_clean_batch")],
     )

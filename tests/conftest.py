@@ -53,8 +53,11 @@ from servers import MLflowServer  # noqa: E402
 
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory):
-    """A real MLflow tracking server on loopback (SQLite + local artifacts), one per test session."""
+    """A real MLflow tracking server on loopback (SQLite + local artifacts), one per test session. It is the
+    session's configured registry (``[agentic] mlflow_tracking_uri``), for this process and every Airflow process
+    started after it, as a deployment configures it."""
     server = MLflowServer(tmp_path_factory.mktemp("mlflow")).start()
+    os.environ["AIRFLOW__AGENTIC__MLFLOW_TRACKING_URI"] = server.url
     yield server
     server.stop()
 
@@ -69,7 +72,7 @@ def scripted_llm():
 
 
 @pytest.fixture(scope="session")
-def airflow_stack(airflow_db, scripted_llm):
+def airflow_stack(airflow_db, scripted_llm, mlflow_server):
     """`airflow standalone` with the test dags folder: the real scheduler, dag-processor, triggerer and API server."""
     import json
 

@@ -17,6 +17,7 @@ class GuardVerdict:
     verdict: str
     reason: str = ""
     arguments: dict[str, Any] = field(default_factory=dict)  # validated, defaults filled in
+    risk: str | None = None  # the risk class that needs approval (NEEDS_APPROVAL only)
 
     @property
     def allowed(self) -> bool:
@@ -48,6 +49,10 @@ class Guard:
             args = tool.validate(decision.arguments).model_dump(mode="json")
         except ToolArgumentsError as exc:
             return GuardVerdict(REFUSED, str(exc))
-        if tool.risk in self.approval_for:
-            return GuardVerdict(NEEDS_APPROVAL, f"risk class {tool.risk.value!r} needs human approval", args)
+        # A tool may rate a call above its usual class from the arguments and state (e.g. a rename exchanging
+        # columns): `risk_for(args) -> (Risk, why)`.
+        risk, why = tool.risk_for(args) if hasattr(tool, "risk_for") else (tool.risk, "")
+        if risk in self.approval_for:
+            reason = f"risk class {risk.value!r} needs human approval" + (f": {why}" if why else "")
+            return GuardVerdict(NEEDS_APPROVAL, reason, args, risk=risk.value)
         return GuardVerdict(ALLOWED, "", args)

@@ -16,6 +16,7 @@ from typing import Any
 
 from airflow_agentic.agents.decision import FINISH, Decision, PlanningContext
 from airflow_agentic.agents.planner import Planner, PlannerError
+from airflow_agentic.agents.trace import REDACTED, redact, redact_url
 
 SYSTEM_PROMPT = """You are the {agent} agent of an MLOps pipeline running in Apache Airflow.
 Goal set by the pipeline owner: {goal}
@@ -48,6 +49,26 @@ class LLMSettings:
     backoff_base: float = 1.0
     backoff_cap: float = 30.0
 
+    def __post_init__(self) -> None:
+        if not (isinstance(self.timeout, (int, float)) and 0 < self.timeout < float("inf")):
+            raise ValueError(f"LLM timeout must be a positive number of seconds, got {self.timeout!r}")
+        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 0:
+            raise ValueError(f"LLM max_retries must be an integer >= 0, got {self.max_retries!r}")
+        if self.base_url is not None and not str(self.base_url).startswith(("http://", "https://")):
+            raise ValueError(f"LLM base_url must start with http:// or https://, got {redact_url(self.base_url)!r}")
+
+    def __repr__(self) -> str:
+        # the key never reaches a log line, a traceback's locals or the UI through repr()
+        shown = {**self.__dict__, "api_key": REDACTED if self.api_key else None,
+                 "base_url": redact_url(self.base_url) if self.base_url else None}
+        return f"LLMSettings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
+    __str__ = __repr__
+
+    def redact(self, text: Any) -> str:
+        """``text`` with this endpoint's key and any credential in a URL masked."""
+        return redact(text, [self.api_key])
+
 
 @dataclass
 class LLMUsage:
@@ -79,6 +100,29 @@ def _retry_after_seconds(exc: Exception) -> float | None:
     return None
 
 
+class _RedactingFilter:
+    """Masks credentials in the HTTP client's own log lines (httpx logs every request URL at INFO)."""
+
+    def filter(self, record) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, ()
+        return True
+
+
+_REDACTING_FILTER = _RedactingFilter()
+
+
+def redact_http_logs() -> None:
+    import logging
+
+    for name in ("httpx", "httpx2", "httpcore", "httpcore2", "openai"):
+        logger = logging.getLogger(name)
+        if _REDACTING_FILTER not in logger.filters:
+            logger.addFilter(_REDACTING_FILTER)
+
+
 class LLMPlanner(Planner):
     """Asks an OpenAI-compatible model which tool to call.
 
@@ -95,12 +139,21 @@ class LLMPlanner(Planner):
         self._client = client
         self._sleep = sleep
         self.usage = LLMUsage()
+        # time.monotonic() after which no call may run (the loop sets it from the wall-time budget); None: no limit
+        self.deadline: float | None = None
+
+    def __repr__(self) -> str:
+        return f"LLMPlanner({self.settings!r})"
+
+    def _remaining(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
 
     @property
     def client(self):
         if self._client is None:
             from openai import OpenAI
 
+            redact_http_logs()
             # Our own retry loop (below) is what the trace and the budget see, so the SDK's is switched off.
             self._client = OpenAI(
                 base_url=self.settings.base_url,
@@ -111,7 +164,8 @@ class LLMPlanner(Planner):
         return self._client
 
     def describe(self) -> dict:
-        return {"kind": self.kind, "model": self.settings.model, "base_url": self.settings.base_url}
+        return {"kind": self.kind, "model": self.settings.model,
+                "base_url": redact_url(self.settings.base_url) if self.settings.base_url else None}
 
     # -- prompt ---------------------------------------------------------------------------------------------------
     def messages(self, ctx: PlanningContext, nonce: str) -> list[dict[str, Any]]:
@@ -138,6 +192,11 @@ class LLMPlanner(Planner):
 
         attempt = 0
         while True:
+            # The wall-time budget bounds the call itself: what is left of it is the request's timeout.
+            remaining = self._remaining()
+            if remaining is not None and remaining <= 0:
+                raise PlannerError("wall-time budget spent before the LLM answered")
+            timeout = self.settings.timeout if remaining is None else min(self.settings.timeout, remaining)
             self.usage.calls += 1
             try:
                 response = self.client.chat.completions.create(
@@ -146,20 +205,27 @@ class LLMPlanner(Planner):
                     tools=[{"type": "function", "function": t} for t in tools],
                     tool_choice="auto",
                     temperature=self.settings.temperature,
+                    timeout=timeout,
                 )
             except (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError) as exc:
                 # APITimeoutError is an APIConnectionError.
                 attempt += 1
+                problem = self.settings.redact(f"{type(exc).__name__}: {exc}")
                 if attempt > self.settings.max_retries:
-                    raise PlannerError(f"LLM endpoint failed after {attempt} attempts: {type(exc).__name__}: {exc}") from exc
+                    raise PlannerError(f"LLM endpoint failed after {attempt} attempts: {problem}") from None
                 wait = _retry_after_seconds(exc)
                 if wait is None:
                     wait = min(self.settings.backoff_cap, self.settings.backoff_base * 2 ** (attempt - 1))
                     wait *= 0.5 + random.random() / 2
-                self._sleep(min(wait, self.settings.backoff_cap))
+                wait = min(wait, self.settings.backoff_cap)
+                remaining = self._remaining()
+                if remaining is not None and wait >= remaining:
+                    raise PlannerError(f"wall-time budget spent while retrying the LLM endpoint: {problem}") from None
+                self._sleep(wait)
                 continue
             except openai.APIStatusError as exc:
-                raise PlannerError(f"LLM endpoint refused the request: HTTP {exc.status_code}: {exc.message}") from exc
+                raise PlannerError(self.settings.redact(
+                    f"LLM endpoint refused the request: HTTP {exc.status_code}: {exc.message}")) from None
             usage = getattr(response, "usage", None)
             if usage is not None:
                 self.usage.prompt_tokens += int(getattr(usage, "prompt_tokens", 0) or 0)

@@ -17,7 +17,7 @@ from airflow_agentic.agents.guard import NEEDS_APPROVAL, REFUSED, Guard
 from airflow_agentic.agents.journal import Journal
 from airflow_agentic.agents.planner import Planner, PlannerError, RulePlanner
 from airflow_agentic.agents.tools import Risk, Toolset
-from airflow_agentic.agents.trace import AgentRun, TraceStep, now_iso
+from airflow_agentic.agents.trace import AgentRun, TraceStep, bounded, now_iso, redact
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ class AgentLoop:
                 tool = self.toolset.get(decision.tool)
                 assert tool is not None
                 if verdict.verdict == NEEDS_APPROVAL:
-                    answer = self._approval(step, entry, tool.risk.value, decision, verdict.arguments)
+                    answer = self._approval(step, entry, verdict.risk or tool.risk.value, decision, verdict.arguments)
                     trace.approval = answer.to_dict()
                     if not answer.approved:
                         trace.status = "rejected"
@@ -169,7 +169,7 @@ class AgentLoop:
                     self._record(run, trace)  # a stopping step is traced too
         except AgentStop as stop:
             run.status = "failed" if stop.fail else "stopped"
-            run.result = {"stop_reason": stop.reason}
+            run.result = {"stop_reason": redact(stop.reason)}
         finally:
             run.usage = usage.to_dict()
             run.planner = {**run.planner, "final": self.planner.describe()}
@@ -183,6 +183,9 @@ class AgentLoop:
             spent = usage.llm_budget_spent(self.budget)
             if spent:
                 self._switch_to_rules(run, spent)
+        if hasattr(self.planner, "deadline"):
+            # the wall-time budget bounds the LLM call itself, not only the gap between steps
+            self.planner.deadline = usage.started + self.budget.max_seconds
         try:
             decision = self.planner.plan(ctx)
         except PlannerError as exc:
@@ -216,15 +219,15 @@ class AgentLoop:
         try:
             value = tool.fn(**args)
         except AgentStop as stop:
-            trace.status, trace.error = "stopped", stop.reason
-            self.journal.record(step, result=None, error=stop.reason)
+            trace.status, trace.error = "stopped", redact(stop.reason)
+            self.journal.record(step, result=None, error=trace.error)
             trace.latency_ms += round((time.monotonic() - started) * 1000, 1)
             raise
         except Exception as exc:  # noqa: BLE001 - a failing tool is reported to the planner, not fatal
-            trace.status, trace.error = "error", f"{type(exc).__name__}: {exc}"[:1000]
+            trace.status, trace.error = "error", redact(f"{type(exc).__name__}: {exc}")[:1000]
             self.journal.record(step, result=None, error=trace.error)
         else:
-            trace.status, trace.result = "ok", self.agent.summarise(tool.name, value)
+            trace.status, trace.result = "ok", bounded(self.agent.summarise(tool.name, value))
             self.journal.record(step, result=trace.result)
         trace.latency_ms += round((time.monotonic() - started) * 1000, 1)
 

@@ -26,6 +26,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
+import numpy as np
+
 from airflow_agentic.agents.decision import Decision, PlanningContext, finish
 from airflow_agentic.agents.loop import Agent
 from airflow_agentic.agents.tools import Risk, Toolset, tool
@@ -53,6 +55,20 @@ class MonitoringPolicy:
     min_rollback_gain: float = 0.01
     min_rollback_rows: int = 300
     alert_every: int = 5  # batches between two alerts about the same feature drift
+    # Label-prior shift: the labels' class shares moved away from the champion's training shares (total variation
+    # distance) beyond chance (chi-squared p). Accuracy can hold while a model fitted to the new shares does better.
+    label_shift_tvd: float = 0.1
+    label_shift_p: float = 1e-6
+    # Gradual drift: this many drift retrainings within `gradual_horizon` batches say the concept keeps moving. Then a
+    # refit after a fast retraining is skipped (the next drop brings a retraining on fresh data anyway) and drift
+    # retrainings keep `gradual_cooldown` batches apart unless the drop is severe: fewer, better-timed retrainings.
+    gradual_after: int = 2
+    gradual_horizon: int = 25
+    gradual_cooldown: int = 8
+    severe_drop: float = 0.15
+    # Before labels: the champion's accuracy estimated from its calibrated probabilities (CBPE, corrected for label
+    # shift). A significant estimated drop while the batch's labels are still out raises an alert with the numbers.
+    estimate_p: float = 0.01
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,6 +90,7 @@ class BatchPerformance:
     rows: int
     correct: int
     shadow: dict[str, dict[str, int]] = field(default_factory=dict)
+    labels: dict[str, int] = field(default_factory=dict)  # class -> count among the labelled rows
 
     @property
     def accuracy(self) -> float | None:
@@ -85,7 +102,8 @@ class BatchPerformance:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BatchPerformance:
         return cls(batch=int(data["batch"]), version=str(data["version"]), rows=int(data["rows"]),
-                   correct=int(data["correct"]), shadow={k: dict(v) for k, v in (data.get("shadow") or {}).items()})
+                   correct=int(data["correct"]), shadow={k: dict(v) for k, v in (data.get("shadow") or {}).items()},
+                   labels={str(k): int(v) for k, v in (data.get("labels") or {}).items()})
 
 
 def _z_drop(ref_correct: int, ref_rows: int, cur_correct: int, cur_rows: int) -> float:
@@ -98,6 +116,46 @@ def _z_drop(ref_correct: int, ref_rows: int, cur_correct: int, cur_rows: int) ->
     if var <= 0:
         return 0.0 if p1 == p2 else math.copysign(10.0, p1 - p2)
     return (p1 - p2) / math.sqrt(var)
+
+
+def label_shift_evidence(records: list[BatchPerformance], priors: dict[str, float] | None,
+                         policy: MonitoringPolicy | None = None) -> dict[str, Any] | None:
+    """Have the labels' class shares moved away from ``priors`` (the champion's training shares)? The most
+    significant of the recent windows (1..``max_window`` batches) by a chi-squared goodness-of-fit test, its total
+    variation distance, and the first batch of the trailing run whose shares moved on their own."""
+    from scipy.stats import chi2
+
+    policy = policy or MonitoringPolicy()
+    own = [r for r in records if r.labels]
+    if not priors or not own:
+        return None
+    classes = sorted(set(priors) | {c for r in own for c in r.labels})
+    expected = np.array([max(float(priors.get(c, 0.0)), 1e-3) for c in classes])
+    expected = expected / expected.sum()
+
+    def test(window: list[BatchPerformance]) -> tuple[float, float, np.ndarray]:
+        counts = np.array([sum(r.labels.get(c, 0) for r in window) for c in classes], dtype=float)
+        n = counts.sum()
+        shares = counts / n
+        statistic = float(n * np.sum((shares - expected) ** 2 / expected))
+        return float(chi2.sf(statistic, df=max(len(classes) - 1, 1))), 0.5 * float(np.abs(shares - expected).sum()), \
+            shares
+
+    best = None
+    for w in range(1, min(policy.max_window, len(own)) + 1):
+        p, tvd, shares = test(own[-w:])
+        if best is None or (p, -tvd) < (best[0], -best[1]):
+            best = (p, tvd, shares, w)
+    p, tvd, shares, w = best
+    since = own[-1].batch
+    for r in reversed(own):
+        if test([r])[1] >= policy.label_shift_tvd / 2:
+            since = r.batch
+        else:
+            break
+    return {"p": p, "tvd": round(tvd, 4), "window": w, "since": since,
+            "recent": {c: round(float(v), 4) for c, v in zip(classes, shares)},
+            "reference": {c: round(float(v), 4) for c, v in zip(classes, expected)}}
 
 
 def performance_evidence(records: list[BatchPerformance], champion: str, *, previous: str | None = None,
@@ -145,6 +203,7 @@ def performance_evidence(records: list[BatchPerformance], champion: str, *, prev
             else:
                 break
         out["change_point"] = change if change is not None else own[-1].batch
+    out["label_shift"] = label_shift_evidence(own, (expected or {}).get("priors"), policy)
     out["previous"] = None
     if previous:
         rows = self_only = other_only = correct_self = correct_other = 0
@@ -202,6 +261,7 @@ class MonitoringState:
     last_alert_batch: int | None = None
     last_alert_columns: list[str] = field(default_factory=list)
     refit_requested_for: str | None = None  # champion version whose refit was already asked for
+    drift_requests: list[int] = field(default_factory=list)  # batches of the recent drift retraining requests
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -302,6 +362,8 @@ class MonitoringAgent(Agent):
             self.state.last_request_drop = float(perf.get("latest_drop") or perf.get("drop") or 0.0)
             if kind == "refit":
                 self.state.refit_requested_for = request["champion"]
+            elif self.signals.get("batch") is not None:
+                self.state.drift_requests = [*self.state.drift_requests, int(self.signals["batch"])][-10:]
             self.taken.append(("request_retraining", request, reason))
             return {"requested": True, **({"answer": answer} if isinstance(answer, dict) else {})}
 
@@ -349,11 +411,17 @@ class MonitoringAgent(Agent):
         z, drop = float(perf.get("z_drop") or 0.0), float(perf.get("drop") or 0.0)
         threshold = p.z_drop_with_adwin if adwin.get("change_detected") else p.z_drop
         significant = z >= threshold and drop >= p.min_drop
+        recent_drifts = [b for b in self.state.drift_requests if batch is not None and batch - b <= p.gradual_horizon]
+        gradual = len(recent_drifts) >= p.gradual_after
+        since_last = None if self.state.last_request_batch is None or batch is None else \
+            batch - self.state.last_request_batch
+        latest_drop = float(perf.get("latest_drop") or drop)
+        # Under gradual drift retrainings keep `gradual_cooldown` apart, unless the drop is severe.
+        cooling = self.state.in_flight or (since_last is not None and (
+            since_last < p.cooldown_batches or
+            (gradual and since_last < p.gradual_cooldown and latest_drop < p.severe_drop)))
         if significant:
-            since_last = None if self.state.last_request_batch is None or batch is None else \
-                batch - self.state.last_request_batch
-            cooling = self.state.in_flight or (since_last is not None and since_last < p.cooldown_batches)
-            worse = float(perf.get("latest_drop") or drop) >= self.state.last_request_drop + p.worse_margin
+            worse = latest_drop >= self.state.last_request_drop + p.worse_margin
             if not cooling or worse:
                 why = (f"performance drop on delayed labels: accuracy {perf.get('recent_accuracy')} vs reference "
                        f"{perf.get('reference_accuracy')} (drop {drop:.3f}, z={z:.1f}"
@@ -362,8 +430,35 @@ class MonitoringAgent(Agent):
                 plan.append(("request_retraining", {"reason": why, "since_batch": perf.get("change_point"),
                                                     "kind": "drift"}, why))
                 return plan
-            why = f"drop (z={z:.1f}) but a retraining was requested {since_last} batch(es) ago: cooling down"
+            gradual_note = f" (gradual drift: {len(recent_drifts)} drift retrainings in {p.gradual_horizon} " \
+                f"batches)" if gradual else ""
+            why = f"drop (z={z:.1f}) but a retraining was requested {since_last} batch(es) ago: cooling down" \
+                  f"{gradual_note}"
             plan.append(("ignore", {"reason": why}, why))
+            return plan
+
+        shift = perf.get("label_shift") or {}
+        if shift and shift["p"] < p.label_shift_p and shift["tvd"] >= p.label_shift_tvd and not cooling:
+            why = (f"label-prior shift: class shares {shift['recent']} vs {shift['reference']} when the champion was "
+                   f"trained (total variation {shift['tvd']:.3f}, p={shift['p']:.1e}) since batch {shift['since']}; "
+                   f"accuracy {perf.get('recent_accuracy')} (z={z:.1f}): a model fitted to the new shares may do "
+                   f"better, the gate decides")
+            plan.append(("request_retraining", {"reason": why, "since_batch": shift["since"], "kind": "drift"}, why))
+            return plan
+
+        estimate = s.get("estimation") or {}
+        labels_late = perf.get("latest_batch") is None or (batch is not None and perf["latest_batch"] < batch)
+        recently_alerted = self.state.last_alert_batch is not None and batch is not None and \
+            batch - self.state.last_alert_batch < p.alert_every
+        if estimate and labels_late and not recently_alerted and (
+                (estimate.get("p_value", 1.0) < p.estimate_p and estimate.get("drop", 0.0) >= p.min_drop)
+                or (estimate.get("label_shift") and estimate.get("prior_shift", 0.0) >= p.label_shift_tvd)):
+            why = (f"before labels: estimated accuracy {estimate['accuracy']:.3f} +- {estimate['std_error']:.3f} vs "
+                   f"{estimate['reference_accuracy']:.3f} at training (drop {estimate['drop']:.3f}, "
+                   f"p={estimate['p_value']:.1e}); estimated class priors {estimate.get('priors')} (shift "
+                   f"{estimate.get('prior_shift', 0.0):.3f}); labels up to batch {perf.get('latest_batch')} will "
+                   f"confirm or undo it")
+            plan.append(("alert", {"message": why, "severity": "warning"}, why))
             return plan
 
         # A model trained in a hurry after a change (on little or mixed data) is refit once a full window of data
@@ -372,7 +467,7 @@ class MonitoringAgent(Agent):
         trained_until = training.get("trained_until")
         labelled_upto = perf.get("latest_batch")
         if training.get("kind") in ("drift", "window") and trained_until is not None and labelled_upto is not None \
-                and labelled_upto - trained_until >= p.refit_window - 1 and \
+                and not gradual and labelled_upto - trained_until >= p.refit_window - 1 and \
                 self.state.refit_requested_for != perf.get("champion") and not self.state.in_flight:
             why = (f"champion {perf.get('champion')} was trained right after the change at batch {since} on data up "
                    f"to batch {trained_until}; {labelled_upto - trained_until} newer labelled batches exist: refit")

@@ -9,7 +9,13 @@ Invariants, whatever the planner does:
 - never delete: no tool removes a row; every input row ends clean or quarantined with a reason;
 - ``finalize`` quarantines any row that is still invalid when the loop ends, with reason ``"unresolved"``
   (an LLM that finishes early cannot let a bad row through);
-- ``stop_pipeline`` raises :class:`~airflow_agentic.agents.AgentStop`: the task fails and nothing is written.
+- ``stop_pipeline`` raises :class:`~airflow_agentic.agents.AgentStop`: the task fails and nothing is written;
+- a call is rated by its arguments (the guard asks ``risk_for``): a rename that exchanges columns or goes by mere
+  name similarity, and a quarantine step that would leave more than ``max_quarantine_share`` of the batch
+  quarantined, are ``destructive`` and wait for approval; a rejected one that the batch cannot do without makes the
+  rule policy stop the pipeline.
+
+The sequence around the agent (read, inspect, validate, split, write) is :mod:`airflow_agentic.data.pipeline`.
 
 Column names and values reach the planner only inside the bounded observation (data, never instructions).
 """
@@ -42,7 +48,8 @@ STEWARD_GOAL = ("Make the batch fit for training against the reference profile: 
 # Tool templates: built once per process (pydantic models are costly to create), bound to an agent per batch.
 @tool(risk=Risk.WRITE)
 def rename_columns(mapping: dict[str, str] | None = None) -> dict:
-    """Rename batch columns to their reference names (default: the renames the findings suggest)."""
+    """Rename batch columns to their reference names (default: the renames the findings suggest). Renames that
+    exchange columns or go by mere name similarity need approval; renaming onto an existing column is an error."""
 
 
 @tool(risk=Risk.WRITE)
@@ -53,7 +60,8 @@ def replace_sentinels(columns: list[str] | None = None) -> dict:
 
 @tool(risk=Risk.WRITE)
 def coerce_types() -> dict:
-    """Parse strings in numeric columns; values that do not parse become null and are noted as type_mismatch."""
+    """Parse numbers stored as text in numeric columns; values that do not parse are quarantined as
+    type_mismatch."""
 
 
 @tool(risk=Risk.WRITE)
@@ -112,6 +120,7 @@ class StewardAgent(Agent):
         self.validation_location = validation_location
         self.stop_reason: str | None = None
         self.unresolved = 0
+        self._bulk_pending = False
         self._observed: tuple | None = None
         if engine == "spark":
             from airflow_agentic.data.spark import SPARK_TOOLS
@@ -145,6 +154,8 @@ class StewardAgent(Agent):
                 raise ValueError("a quarantine reason is required")
             if len(row_ids) > MAX_QUARANTINE_IDS:
                 raise ValueError(f"at most {MAX_QUARANTINE_IDS} row ids per call")
+            if self._bulk_pending:  # Spark: the guard allowed a quarantine beyond the share (see _assess)
+                self.state.bulk_quarantine_allowed = True
             return self._call("quarantine_rows", rows=list(row_ids), reason=reason)
 
         def _stop(reason: str) -> dict:
@@ -161,7 +172,45 @@ class StewardAgent(Agent):
             "stop_pipeline": _stop,
             "accept": lambda: self._call("accept"),
         }
-        return Toolset({name: _bind(template, fns[name]) for name, template in TOOL_TEMPLATES.items()})
+        return Toolset({name: _bind(template, fns[name], self._assess if name in _ASSESSED else None)
+                        for name, template in TOOL_TEMPLATES.items()})
+
+    def _assess(self, tool: str, args: dict) -> tuple[Risk, str]:
+        """The risk of one call, from its arguments and the batch: renames that exchange columns or go by mere
+        name similarity, and quarantining beyond ``max_quarantine_share`` of the batch, are destructive."""
+        from airflow_agentic.data.findings import rename_risk
+
+        if tool == "rename_columns":
+            from airflow_agentic.data.steward import default_renames
+
+            mapping = args.get("mapping")
+            mapping = default_renames(self.state) if mapping is None else mapping
+            if self.engine == "spark":
+                from airflow_agentic.data.spark import _data_columns
+
+                columns = _data_columns(self.state.sdf)
+            else:
+                columns = list(self.state.frame.columns)
+            risk, why = rename_risk(columns, mapping, self.state.findings.safe_renames)
+            return Risk(risk), why
+        share = None
+        if self.engine == "pandas":
+            from airflow_agentic.data.steward import projected_share
+
+            share = projected_share(self.state, tool, {"rows": args.get("row_ids", [])} if tool == "quarantine_rows"
+                                    else args)
+        elif tool == "quarantine_rows":
+            # One job: the planner's own choice of rows is what needs watching. The rule steps (deduplicate,
+            # quarantine_invalid) are checked on Spark once the agent is done (settle).
+            from airflow_agentic.data.spark import projected_share_rows
+
+            share = projected_share_rows(self.state, list(args.get("row_ids") or []))
+            # Read by the tool, which runs only if the guard let this very call through (approved, or not asked).
+            self._bulk_pending = share > self.state.config.max_quarantine_share
+        limit = self.state.config.max_quarantine_share
+        if share is not None and share > limit:
+            return Risk.DESTRUCTIVE, f"{tool} would leave {share:.0%} of the batch quarantined (above {limit:.0%})"
+        return TOOL_TEMPLATES[tool].risk, ""
 
     # ------------------------------------------------------------------ observation
     def observe(self) -> dict[str, Any]:
@@ -202,7 +251,8 @@ class StewardAgent(Agent):
 
         if self.state.accepted:
             return finish("batch accepted")
-        name, args = rule_policy(self.state.findings, self.state, self.state.history())
+        rejected = {h["tool"] for h in ctx.history if h.get("status") == "rejected"}
+        name, args = rule_policy(self.state.findings, self.state, self.state.history(), rejected)
         if name not in ctx.tool_names:
             # A narrowed toolset: skip what is not allowed; finalize still quarantines what stays invalid.
             return finish(f"next rule step {name!r} is not allowed for this task")
@@ -255,24 +305,34 @@ _SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2, "critical": 3}
 @dataclass(frozen=True)
 class _BoundTool(Tool):
     """A template's schema, computed once: the loop asks for every tool's spec at every step, and pydantic's
-    schema generation would otherwise cost more than the cleaning itself."""
+    schema generation would otherwise cost more than the cleaning itself. ``assess`` rates one call's risk from its
+    arguments (the guard asks :meth:`risk_for`)."""
 
     schema: dict = field(default_factory=dict, compare=False)
+    assess: Any = field(default=None, compare=False)
 
     @property
     def json_schema(self) -> dict[str, Any]:
         return self.schema
 
+    def risk_for(self, args: dict[str, Any]) -> tuple[Risk, str]:
+        if self.assess is None:
+            return self.risk, ""
+        return self.assess(self.name, args)
+
+
+_ASSESSED = ("rename_columns", "deduplicate", "quarantine_invalid", "quarantine_rows")
+
 
 _SCHEMAS: dict[str, dict] = {}
 
 
-def _bind(template: Tool, fn: Any) -> Tool:
+def _bind(template: Tool, fn: Any, assess: Any = None) -> Tool:
     schema = _SCHEMAS.get(template.name)
     if schema is None:
         schema = _SCHEMAS[template.name] = template.json_schema
     return _BoundTool(name=template.name, description=template.description, args_model=template.args_model, fn=fn,
-                      risk=template.risk, side_effects=template.side_effects, schema=schema)
+                      risk=template.risk, side_effects=template.side_effects, schema=schema, assess=assess)
 
 
 def _fast_counts(state: BatchState) -> dict:

@@ -1,4 +1,5 @@
-"""Data Steward core: read, inspect, clean, quarantine, validate (GX), write; annotation and synthesis helpers.
+"""Data Steward core: one pipeline (read, inspect, agent, validate with GX, split, write: ``pipeline``), its tools
+(pandas ``steward``, PySpark ``spark``), paths and atomic outputs (``io``); annotation and synthesis helpers.
 
 No Airflow here, and nothing heavy at import: names are resolved lazily from their modules.
 """
@@ -12,7 +13,12 @@ _EXPORTS = {
     "StewardInputError": "errors",
     "PipelineStopped": "errors",
     "InvariantViolation": "errors",
+    "QuarantineNotApproved": "errors",
+    "resolve_path": "io",
     "read_batch": "io",
+    "read_output": "io",
+    "read_manifest": "io",
+    "IncompleteOutput": "io",
     "write_outputs": "io",
     "write_bytes_atomic": "io",
     "write_frame": "io",
@@ -24,8 +30,12 @@ _EXPORTS = {
     "StewardReport": "steward",
     "TOOLS": "steward",
     "rule_policy": "steward",
-    "run_policy": "steward",
-    "steward_batch": "steward",
+    "StewardPipeline": "pipeline",
+    "StewardOutcome": "pipeline",
+    "run_steward": "pipeline",
+    "steward_features": "pipeline",
+    "steward_profile": "pipeline",
+    "steward_config": "pipeline",
     "deduplicate": "steward",
     "coerce_types": "steward",
     "normalise_categories": "steward",
@@ -38,7 +48,6 @@ _EXPORTS = {
     "suite_from_profile": "validation",
     "validate_frame": "validation",
     "SparkBatchState": "spark",
-    "steward_spark": "spark",
     "inspect_spark": "spark",
     "auto_label": "labels",
     "label_issues": "labels",

@@ -23,3 +23,8 @@ class PipelineStopped(RuntimeError):
 
 class InvariantViolation(AssertionError):
     """Rows would be lost or counted twice: refuse to write."""
+
+
+class QuarantineNotApproved(PipelineStopped):
+    """More than ``max_quarantine_share`` of the batch would be quarantined and no approved step allowed it.
+    Nothing was written."""

@@ -46,6 +46,14 @@ class StewardConfig:
     rename_similarity: float = 0.75
     min_parse_fraction: float = 0.5  # below this a numeric column holding strings is "retyped" (unrepairable)
     drift: bool = True
+    # Quarantining more than this share of the batch is a destructive step: it needs approval (see the operator).
+    max_quarantine_share: float = 0.5
+
+    def __post_init__(self) -> None:
+        share = float(self.max_quarantine_share)
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"max_quarantine_share must be between 0 and 1, not {self.max_quarantine_share!r}")
+        self.max_quarantine_share = share
 
     @property
     def all_sentinels(self) -> tuple[float, ...]:
@@ -68,6 +76,9 @@ class StewardConfig:
                 data[key] = tuple(data[key])
         if data.get("required") is not None:
             data["required"] = tuple(data["required"])
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"unknown steward config field(s) {unknown}; fields: {sorted(cls.__dataclass_fields__)}")
         return cls(**data)
 
 
@@ -123,8 +134,15 @@ class Findings:
 
     @property
     def renames(self) -> dict[str, str]:
-        """Suggested renames, batch name -> reference name."""
+        """Suggested renames, batch name -> reference name (both the same-name-but-for-case/spacing ones and the
+        merely similar ones, which need approval: see :func:`rename_risk`)."""
         return {f.detail["from"]: f.column for f in self.of_kind("renamed_column")}
+
+    @property
+    def safe_renames(self) -> dict[str, str]:
+        """Renames where the names differ only in case, spaces, ``_``, ``-`` or ``.``."""
+        return {f.detail["from"]: f.column for f in self.of_kind("renamed_column")
+                if f.detail.get("match") == "normalised"}
 
     def summary(self) -> dict:
         counts: dict[str, int] = {}
@@ -164,6 +182,15 @@ def _py(value: Any) -> Any:
 def is_numeric_dtype_name(dtype: str) -> bool:
     d = dtype.lower()
     return d.startswith(("int", "uint", "float")) and "interval" not in d
+
+
+def is_text_or_category(dtype: Any) -> bool:
+    """Strings (``object`` or pandas 3's ``str``), categoricals and booleans: columns SMOTENC and the profiles treat
+    as categories. Dtype-agnostic across pandas 2 and 3."""
+    import pandas as pd
+
+    return (pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)
+            or isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(dtype))
 
 
 def is_string_category(col: "ColumnProfile") -> bool:
@@ -314,9 +341,69 @@ def duplicate_masks(frame: "pd.DataFrame", id_column: str | None) -> tuple[np.nd
     return exact, dup_ids
 
 
+def squash_name(name: str) -> str:
+    return re.sub(r"[\s_\-.]+", "", str(name)).casefold()
+
+
+def stored_as_text(dtype: Any) -> bool:
+    """A column of a numeric reference column whose batch dtype is not numeric (strings, objects)."""
+    import pandas as pd
+
+    return not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype))
+
+
+def rename_detail(source: str, target: str) -> dict:
+    match = "normalised" if squash_name(source) == squash_name(target) else "similar"
+    detail = {"from": source, "to": target, "match": match}
+    if match == "similar":
+        detail["needs_approval"] = True
+    return detail
+
+
+class RenameError(ValueError):
+    """A rename that cannot be done without losing or mixing up a column."""
+
+
+def check_renames(columns: list, mapping: dict[str, str]) -> dict[str, str]:
+    """The renames of ``mapping`` that apply to ``columns`` (sources absent from the batch are dropped). Raises
+    :class:`RenameError` for a target that is an existing column not renamed away in the same call (it would be
+    overwritten) and for two sources renamed to one target."""
+    present = set(columns)
+    mapping = {str(k): str(v) for k, v in (mapping or {}).items() if k in present and k != v}
+    targets: dict[str, str] = {}
+    for source, target in mapping.items():
+        if not target.strip():
+            raise RenameError(f"cannot rename {source!r} to an empty name")
+        if target in targets:
+            raise RenameError(f"cannot rename both {targets[target]!r} and {source!r} to {target!r}")
+        targets[target] = source
+        if target in present and target not in mapping:
+            raise RenameError(f"cannot rename {source!r} onto the existing column {target!r}: that column would be "
+                              f"overwritten; rename or drop {target!r} first")
+    return mapping
+
+
+def rename_risk(columns: list, mapping: dict[str, str], safe: dict[str, str]) -> tuple[str, str]:
+    """``("write", "")`` for renames the findings found safe (names equal but for case and spacing), else
+    ``("destructive", why)``: exchanging columns, or renaming by mere similarity or by the planner's own idea,
+    can silently mix up features, so a person has to approve it."""
+    try:
+        mapping = check_renames(columns, mapping)
+    except RenameError:
+        return "write", ""  # the tool itself refuses it with a clear error; nothing to approve
+    exchanged = sorted(t for t in mapping.values() if t in mapping)
+    if exchanged:
+        return "destructive", f"the rename exchanges or chains columns {exchanged}"
+    unsafe = sorted(f"{k}->{v}" for k, v in mapping.items() if safe.get(k) != v)
+    if unsafe:
+        return "destructive", f"renames not matching a reference name but for case/spacing: {unsafe}"
+    return "write", ""
+
+
 def suggest_renames(missing: list[str], extra: list[str], frame: "pd.DataFrame",
                     ref: dict[str, "ColumnProfile"], threshold: float) -> dict[str, str]:
-    """missing reference name -> batch column, by similar name and matching dtype family."""
+    """missing reference name -> batch column, by similar name and matching dtype family. Only a suggestion: a
+    rename that is not a mere case/spacing difference needs approval (:func:`rename_risk`)."""
     import pandas as pd
 
     def family_batch(name: str) -> str:
@@ -331,8 +418,7 @@ def suggest_renames(missing: list[str], extra: list[str], frame: "pd.DataFrame",
             return "bool"
         return "numeric" if is_numeric_dtype_name(d) else "string"
 
-    def squash(name: str) -> str:
-        return re.sub(r"[\s_\-.]+", "", name).casefold()
+    squash = squash_name
 
     scored = []
     for m in missing:
@@ -388,7 +474,8 @@ def inspect_batch(frame: "pd.DataFrame", profile: "ReferenceProfile", config: St
     renames = suggest_renames(missing, extra, frame, ref, config.rename_similarity)
     for m in missing:
         if m in renames:
-            out.add("renamed_column", m, None, "warning", **{"from": renames[m], "to": m})
+            out.add("renamed_column", m, None, "warning", **rename_detail(renames[m], m),
+                    optional=m == profile.target or m in config.optional)
         elif m == profile.target or m in config.optional:
             out.add("missing_column", m, None, "warning", optional=True)
         else:
@@ -419,6 +506,10 @@ def inspect_batch(frame: "pd.DataFrame", profile: "ReferenceProfile", config: St
             continue
         if col.kind == "numeric" or not is_string_category(col):
             values, unparsed = numeric_view(series)
+            if stored_as_text(series.dtype):
+                # The schema contract: numbers stored as text are converted (coerce_types), even when all parse.
+                out.add("stored_as_text", name, None, "warning", batch_dtype=str(series.dtype),
+                        reference_dtype=str(col.dtype))
             if unparsed.any():
                 nonnull = max(int((~null_mask).sum()), 1)
                 parsed_fraction = 1.0 - unparsed.sum() / nonnull

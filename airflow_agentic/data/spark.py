@@ -35,9 +35,11 @@ from airflow_agentic.data.findings import (
     reference_columns,
     required_columns,
     sentinel_values_for,
+    rename_detail,
+    check_renames,
     suggest_renames,
 )
-from airflow_agentic.data.steward import INVALID_REASON_ORDER, OUTPUT_FILES, QUARANTINE_REASON_COLUMN, StewardReport
+from airflow_agentic.data.steward import INVALID_REASON_ORDER, QUARANTINE_REASON_COLUMN
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
 
 POS, REASON, SENTINEL, UNPARSED = "_pos", "_reason", "_sentinel", "_unparsed"
 _INTERNAL = (POS, REASON, SENTINEL, UNPARSED)
+ORIGINAL_PREFIX = "__steward_original_"  # copies of columns as they arrived, kept for the quarantine output
 
 # SQL settings in force while the steward plans its own queries (restored afterwards; GX runs with the session's).
 # Whole-stage code generation fuses every rule of a stage into one Java method; for a frame of 20 columns that
@@ -91,6 +94,12 @@ def _is_numeric(sdf: "DataFrame", name: str) -> bool:
 
     dtype = sdf.schema[name].dataType
     return isinstance(dtype, NumericType) and not isinstance(dtype, BooleanType)
+
+
+def _is_bool(sdf: "DataFrame", name: str) -> bool:
+    from pyspark.sql.types import BooleanType
+
+    return isinstance(sdf.schema[name].dataType, BooleanType)
 
 
 def _is_float(sdf: "DataFrame", name: str) -> bool:
@@ -209,7 +218,7 @@ def _norm_expr(column: "Column") -> "Column":
 
 
 def _data_columns(sdf: "DataFrame") -> list[str]:
-    return [c for c in sdf.columns if c not in _INTERNAL]
+    return [c for c in sdf.columns if c not in _INTERNAL and not c.startswith(ORIGINAL_PREFIX)]
 
 
 # Above this many flagged rows the duplicate flags are joined back with a shuffle instead of a broadcast.
@@ -302,7 +311,8 @@ def _inspect_spark(sdf: "DataFrame", profile: "ReferenceProfile", config: Stewar
     renames = suggest_renames(missing, extra, empty, ref, config.rename_similarity)
     for m in missing:
         if m in renames:
-            items.append(Finding("renamed_column", m, 0, "warning", [], {"from": renames[m], "to": m}))
+            items.append(Finding("renamed_column", m, 0, "warning", [], {
+                **rename_detail(renames[m], m), "optional": m == profile.target or m in config.optional}))
         elif m == profile.target or m in config.optional:
             items.append(Finding("missing_column", m, 0, "warning", [], {"optional": True}))
         else:
@@ -339,6 +349,10 @@ def _inspect_spark(sdf: "DataFrame", profile: "ReferenceProfile", config: Stewar
             found.append((base + NULL, "nulls", name, "error" if in_required else "info",
                           {"required": in_required,
                            "reference_null_fraction": round(col.nulls / max(col.n + col.nulls, 1), 6)}))
+            if name != id_col and (col.kind == "numeric" or not is_string_category(col)) \
+                    and not _is_numeric(sdf, name) and not _is_bool(sdf, name):
+                items.append(Finding("stored_as_text", name, 0, "warning", [], {
+                    "batch_dtype": dtypes.get(name), "reference_dtype": str(col.dtype)}))
             unparsed = counts.get(base + UNPARSED_CODE, 0)
             if unparsed:
                 parsed_fraction = 1.0 - unparsed / max(n - counts.get(base + NULL, 0), 1)
@@ -367,7 +381,7 @@ def _inspect_spark(sdf: "DataFrame", profile: "ReferenceProfile", config: Stewar
     for key, kind, column, severity, detail in found:
         items.append(Finding(kind, column, counts[key], severity, samples.get(key, []), detail))
     order = {k: j for j, k in enumerate(["renamed_column", "missing_column", "extra_column", "nulls",
-                                          "retyped_column", "type_mismatch", "sentinel", "out_of_range",
+                                          "stored_as_text", "retyped_column", "type_mismatch", "sentinel", "out_of_range",
                                           "unnormalised_category", "unknown_category", "duplicate_rows",
                                           "duplicate_ids"])}
     items.sort(key=lambda f: order.get(f.kind, 99))
@@ -389,13 +403,21 @@ class SparkBatchState:
     persisted: list = field(default_factory=list, repr=False)  # frames this state cached; released by release()
     reordered: bool = False  # a tool shuffled the rows: the outputs need a sort to come out in input order
     sql_conf: dict = field(default_factory=lambda: dict(STEWARD_SQL_CONF))
+    input_columns: list = field(default_factory=list)  # the data columns as they arrived, in order
+    current_names: dict = field(default_factory=dict)  # input column -> its name now (renames)
+    saved: dict = field(default_factory=dict)  # input column -> the hidden copy of its original values
+    bulk_quarantine_allowed: bool = False
 
     @classmethod
     def from_frame(cls, sdf: "DataFrame", profile: "ReferenceProfile", config: StewardConfig | None = None,
                    source: str | None = None, sql_conf: dict[str, str] | None = None) -> "SparkBatchState":
+        from airflow_agentic.data.io import check_unique_columns
+
         F = _F()
+        check_unique_columns(sdf.columns, source or "batch")
         state = cls(sdf=sdf, profile=profile, config=config or StewardConfig(), source=source,
-                    sql_conf=dict(STEWARD_SQL_CONF if sql_conf is None else sql_conf))
+                    sql_conf=dict(STEWARD_SQL_CONF if sql_conf is None else sql_conf),
+                    input_columns=list(sdf.columns), current_names={c: c for c in sdf.columns})
         with state.conf():
             # Persisted before the first action: monotonically_increasing_id is only stable if computed once.
             state.sdf = (sdf.withColumn(POS, F.monotonically_increasing_id())
@@ -411,6 +433,24 @@ class SparkBatchState:
 
     def history(self) -> list[str]:
         return [a["action"] for a in self.actions]
+
+    def preserve(self, names: list[str]) -> None:
+        """Keep the arriving values of columns a tool is about to change (a projection, no job): the quarantine
+        output shows rows exactly as they arrived."""
+        F = _F()
+        by_current = {now: orig for orig, now in self.current_names.items()}
+        copies = {}
+        for name in names:
+            orig = by_current.get(name)
+            if orig is not None and orig not in self.saved:
+                self.saved[orig] = f"{ORIGINAL_PREFIX}{len(self.saved)}"
+                copies[self.saved[orig]] = F.col(name)
+        if copies:
+            self.sdf = self.sdf.withColumns(copies)
+
+    def over_share(self, counts: dict) -> bool:
+        n = counts.get("input") or 0
+        return n > 0 and counts["quarantined"] / n > self.config.max_quarantine_share
 
     def finish(self) -> dict:
         """Persist the final frame (every tool's expressions, evaluated once) and check the invariant on it."""
@@ -430,8 +470,10 @@ class SparkBatchState:
         clean, quarantine = self.sdf.filter(is_clean), self.sdf.filter(~is_clean)
         if self.reordered:
             clean, quarantine = clean.orderBy(POS), quarantine.orderBy(POS)
+        # Quarantined rows as they arrived: original names, original values (the saved copies where a tool acted).
+        arrived = [F.col(self.saved.get(c) or self.current_names[c]).alias(c) for c in self.input_columns]
         return (to_validate, clean.select(*data_cols),
-                quarantine.select(*data_cols, F.col(REASON).alias(QUARANTINE_REASON_COLUMN)))
+                quarantine.select(*arrived, F.col(REASON).alias(QUARANTINE_REASON_COLUMN)))
 
     def write(self, clean: "DataFrame", quarantine: "DataFrame", outputs: dict[str, str]) -> None:
         """Write the two Spark outputs of :meth:`split` to ``outputs["clean"]`` and ``outputs["quarantine"]``."""
@@ -471,11 +513,19 @@ class SparkBatchState:
         return entry
 
 
+def _quoted(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
 def spark_rename_columns(state: SparkBatchState, mapping: dict[str, str] | None = None) -> dict:
     mapping = dict(mapping if mapping is not None else (state.findings.renames if state.findings else {}))
-    mapping = {k: v for k, v in mapping.items() if k in state.sdf.columns}
-    for old, new in mapping.items():
-        state.sdf = state.sdf.withColumnRenamed(old, new)
+    mapping = check_renames(_data_columns(state.sdf), mapping)
+    if mapping:
+        # One projection: an exchange of two names must not pass through a moment with two equal names (Spark's
+        # withColumnsRenamed applies the renames one after the other).
+        F = _F()
+        state.sdf = state.sdf.select(*[F.col(_quoted(c)).alias(mapping.get(c, c)) for c in state.sdf.columns])
+        state.current_names = {orig: mapping.get(now, now) for orig, now in state.current_names.items()}
     return state._log("rename_columns", renamed=mapping)
 
 
@@ -492,6 +542,7 @@ def spark_replace_sentinels(state: SparkBatchState, columns: list[str] | None = 
             flags[name] = ~_null(state.sdf, name) & sentinel
     if flags:
         # Each column's sentinel test once, in a projection of its own: the flag and the replaced value both read it.
+        state.preserve(list(flags))
         tmp = {name: f"_rs{i}" for i, name in enumerate(flags)}
         sdf = state.sdf.select("*", *[flags[name].alias(tmp[name]) for name in flags])
         any_sentinel = F.col(SENTINEL)
@@ -512,6 +563,7 @@ def spark_coerce_types(state: SparkBatchState) -> dict:
             continue
         values[name] = _value(state.sdf, name)[0]
     if values:
+        state.preserve(list(values))
         tmp = {name: f"_ct{i}" for i, name in enumerate(values)}
         sdf = state.sdf.select("*", *[values[name].alias(tmp[name]) for name in values])
         unparsed = F.col(UNPARSED)
@@ -537,6 +589,7 @@ def spark_normalise_categories(state: SparkBatchState, aliases: dict[str, dict[s
         lookup = F.create_map(*pairs)
         known = list(col.categories)
         c = F.col(name)
+        state.preserve([name])
         state.sdf = state.sdf.withColumn(name, F.when(c.isNull() | c.isin(known), c).otherwise(
             F.coalesce(F.element_at(lookup, _norm_expr(c)), c)))
         done.append(name)
@@ -567,6 +620,19 @@ def spark_quarantine_rows(state: SparkBatchState, rows: Any, reason: str) -> dic
     return state._log("quarantine_rows", reason=reason)
 
 
+def projected_share_rows(state: SparkBatchState, row_ids: list) -> float:
+    """The quarantined share of the batch if the rows with these ids (id column values, else ``_pos``) were
+    quarantined too. One job."""
+    F = _F()
+    if not state.n_input:
+        return 0.0
+    key = F.col(state.config.id_column) if state.config.id_column else F.col(POS)
+    with state.conf():
+        hit = F.col(REASON).isNotNull() | key.isin(list(row_ids))
+        n = state.sdf.select(F.sum(F.when(hit, 1).otherwise(0)).alias("q")).collect()[0]["q"] or 0
+    return float(n) / state.n_input
+
+
 def spark_quarantine_invalid(state: SparkBatchState) -> dict:
     """Rows still invalid, first reason in INVALID_REASON_ORDER wins: one code per cell (see :func:`_cell_code`),
     then one coalesce over the reasons."""
@@ -593,7 +659,8 @@ def spark_quarantine_invalid(state: SparkBatchState) -> dict:
     sdf = sdf.withColumn("_qnull", any_code(NULL, [n for n in codes if n in required]))
     null_any = F.col("_qnull")
     reasons = {
-        "type_mismatch": (F.col(UNPARSED) & null_any) | any_code(UNPARSED_CODE, classified),
+        # A value that did not parse as a number is a mismatch whether or not its column may hold nulls.
+        "type_mismatch": F.col(UNPARSED) | any_code(UNPARSED_CODE, classified),
         "sentinel": (F.col(SENTINEL) & null_any) | any_code(SENTINEL_CODE, classified),
         "null": null_any & ~F.col(SENTINEL) & ~F.col(UNPARSED),
         "out_of_range": any_code(OUT_OF_RANGE, classified),
@@ -650,77 +717,25 @@ def read_spark(spark: "SparkSession", path: Any, fmt: str | None = None) -> "Dat
     return sdf
 
 
-def steward_spark(batch: Any, profile: "ReferenceProfile", out_dir: Any, *, spark: "SparkSession | None" = None,
-                  config: StewardConfig | None = None, suite: Any = None, policy: Callable | None = None,
-                  fmt: str | None = None, validate: str = "clean",
-                  sql_conf: dict[str, str] | None = None) -> StewardReport:
-    """The Spark twin of :func:`airflow_agentic.data.steward.steward_batch`.
+def spark_conform_schema(state: SparkBatchState) -> dict:
+    """The schema contract on Spark (see :func:`airflow_agentic.data.steward.conform_schema`): numeric reference
+    columns still held as text are parsed; clean rows whose value does not parse are quarantined type_mismatch."""
+    from airflow_agentic.data.findings import is_numeric_dtype_name
 
-    ``batch`` is a Spark DataFrame or a path Spark can read. Clean and quarantine rows are written with Spark
-    (directories ``clean.parquet/`` and ``quarantine.parquet/`` whose ``_SUCCESS`` marks completion), in input
-    order; ``validation.json``, ``report.json`` and the ``_SUCCESS`` manifest are written atomically last.
-    ``sql_conf``: SQL settings for the steward's own queries (default STEWARD_SQL_CONF; ``{}`` for none).
-
-    Jobs: one scan into the cache, the duplicate search on a narrow frame (twice: on the input and after the
-    repairs), one pass for the findings, one for the final frame and its counts, GX, and the two writes.
-    """
-    from pyspark.sql import SparkSession
-
-    from airflow_agentic.data import io as dio
-    from airflow_agentic.data.steward import rule_policy
-    from airflow_agentic.data.validation import suite_from_profile, summarise_validation, validate_frame
-
-    policy = policy or rule_policy
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    config = config or StewardConfig()
-    if hasattr(batch, "sparkSession") or type(batch).__module__.startswith("pyspark"):
-        sdf, source = batch, None
-    else:
-        spark = spark or SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
-        sdf, source = read_spark(spark, batch, fmt), dio.location(batch)
-    state = SparkBatchState.from_frame(sdf, profile, config, source=source, sql_conf=sql_conf)
-    try:
-        state.findings = inspect_spark(state.sdf, profile, config, n_rows=state.n_input, sql_conf=state.sql_conf)
-        timings["inspect"] = time.perf_counter() - t0
-
-        t = time.perf_counter()
-        for _ in range(20):
-            action, args = policy(state.findings, state, state.history())
-            SPARK_TOOLS[action](state, **args)
-            if action == "accept":
-                break
-        counts = state.finish()
-        timings["clean"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        to_validate, clean, quarantine = state.split()
-        suite_json = suite if suite is not None else suite_from_profile(
-            profile, id_column=config.id_column, range_tolerance=config.range_tolerance, required=config.required,
-            exclude=config.exclude)
-        validation: dict = {}
-        if validate != "none":
-            validation = validate_frame(to_validate if validate == "clean" else sdf, suite_json, engine="spark")
-            validation["validated"] = validate
-        timings["validate"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        outputs = {key: dio.location(dio.join(out_dir, name)) for key, name in OUTPUT_FILES.items()}
-        state.write(clean, quarantine, outputs)
-        report = StewardReport(
-            source=source, engine="spark", counts=counts,
-            findings={**state.findings.summary(), "items": [f.to_dict() for f in state.findings.items],
-                      "drift": None},
-            actions=state.actions, outputs=outputs,
-            validation=summarise_validation(validation) if validation else {},
-            validation_location=outputs["validation"] if validation else None, accepted=state.accepted,
-            timings=timings)
-        files = {OUTPUT_FILES["report"]: dio.json_bytes(report.to_dict())}
-        if validation:
-            files = {OUTPUT_FILES["validation"]: dio.json_bytes(validation), **files}
-        dio.write_outputs(out_dir, files, extra={"counts": counts})
-        timings["write"] = time.perf_counter() - t
-        timings["total"] = time.perf_counter() - t0
-    finally:
-        state.release()
-    return report
+    F = _F()
+    values: dict[str, Any] = {}
+    for name, col in reference_columns(state.profile, state.config).items():
+        if name not in state.sdf.columns or name == state.config.id_column:
+            continue
+        if not is_numeric_dtype_name(str(col.dtype)) or _is_numeric(state.sdf, name) or _is_bool(state.sdf, name):
+            continue
+        values[name] = _value(state.sdf, name)
+    if not values:
+        return {}
+    state.preserve(list(values))
+    unparsed = F.lit(False)
+    for name, (value, bad) in values.items():
+        unparsed = unparsed | (F.col(name).isNotNull() & bad)
+    state.mark(unparsed, "type_mismatch")
+    state.sdf = state.sdf.withColumns({name: value for name, (value, _) in values.items()})
+    return state._log("conform_schema", columns=list(values))

@@ -1,13 +1,13 @@
-"""The Data Steward on pandas: a batch state, tools that act on it, a rule policy, and the write of the outputs.
+"""The Data Steward on pandas: a batch state, the tools that act on it, the rule policy and the split into outputs.
 
 Never deletes: every input row ends in exactly one of ``clean`` or ``quarantine`` (with its reason); this is checked
 before anything is written. Tools are plain functions ``tool(state, **args) -> dict`` (a JSON summary of what they
-did) so an agent loop can call them by name (:data:`TOOLS`).
+did) so the steward agent (:mod:`airflow_agentic.agents.steward`) can call them by name (:data:`TOOLS`). The one
+sequence that reads, runs the agent, validates and writes is :mod:`airflow_agentic.data.pipeline`.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -18,9 +18,10 @@ from airflow_agentic.data.findings import (
     Findings,
     StewardConfig,
     category_mapping,
+    check_renames,
     column_aliases,
     duplicate_masks,
-    inspect_batch,
+    is_numeric_dtype_name,
     is_string_category,
     normalise_key,
     numeric_view,
@@ -58,16 +59,40 @@ class BatchState:
     actions: list[dict] = field(default_factory=list)
     accepted: bool = False
     n_input: int = 0
+    original: "pd.DataFrame | None" = None  # the rows as they arrived: the quarantine output is cut from these
+    bulk_quarantine_allowed: bool = False  # a step quarantining beyond config.max_quarantine_share was allowed
 
     @classmethod
     def from_frame(cls, frame: "pd.DataFrame", profile: "ReferenceProfile", config: StewardConfig | None = None,
                    source: str | None = None) -> "BatchState":
+        import pandas as pd
+
+        from airflow_agentic.data.io import check_unique_columns
+
+        check_unique_columns(frame.columns, source or "batch")
         n = len(frame)
-        # Shallow copy: tools only ever assign whole columns, so the caller's frame is never modified.
-        work = frame.copy(deep=False).reset_index(drop=True)
+        index = frame.index
+        plain = isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1
+        original = frame if plain else frame.reset_index(drop=True)
+        # Shallow copy: tools only ever assign whole columns, so neither the caller's frame nor ``original`` changes.
+        work = original.copy(deep=False)
         return cls(frame=work, profile=profile, config=config or StewardConfig(), source=source,
                    reasons=np.full(n, None, dtype=object), sentinel_rows=np.zeros(n, dtype=bool),
-                   type_mismatch_rows=np.zeros(n, dtype=bool), n_input=n)
+                   type_mismatch_rows=np.zeros(n, dtype=bool), n_input=n, original=original)
+
+    def share_after(self, mask: np.ndarray) -> float:
+        """The quarantined share of the batch if the rows of ``mask`` were quarantined too."""
+        if not self.n_input:
+            return 0.0
+        return float((self.quarantined | mask).sum()) / self.n_input
+
+    def note_share(self, mask: np.ndarray) -> None:
+        # Only reached when the guard let the step run (approved, or the task needs no approval for it).
+        if self.share_after(mask) > self.config.max_quarantine_share:
+            self.bulk_quarantine_allowed = True
+
+    def over_share(self) -> bool:
+        return self.n_input > 0 and float(self.quarantined.sum()) / self.n_input > self.config.max_quarantine_share
 
     # ------------------------------------------------------------------ views
     @property
@@ -118,10 +143,15 @@ class BatchState:
 
 
 # ---------------------------------------------------------------------------------------------- tools
+def default_renames(state: Any) -> dict[str, str]:
+    return dict(state.findings.renames if state.findings else {})
+
+
 def rename_columns(state: BatchState, mapping: dict[str, str] | None = None) -> dict:
-    """Rename batch columns to reference names (default: the renames the findings suggest)."""
-    mapping = dict(mapping if mapping is not None else (state.findings.renames if state.findings else {}))
-    mapping = {k: v for k, v in mapping.items() if k in state.frame.columns}
+    """Rename batch columns to reference names (default: the renames the findings suggest). A rename onto an
+    existing column raises :class:`~airflow_agentic.data.findings.RenameError`; whether a rename needs approval is
+    the guard's call (:func:`~airflow_agentic.data.findings.rename_risk`)."""
+    mapping = check_renames(list(state.frame.columns), default_renames(state) if mapping is None else mapping)
     state.frame = state.frame.rename(columns=mapping)
     return state._log("rename_columns", renamed=mapping)
 
@@ -202,23 +232,48 @@ def normalise_categories(state: BatchState, aliases: dict[str, dict[str, str]] |
     return state._log("normalise_categories", changed=changed)
 
 
+def _cached(state: BatchState, key: str, compute: Callable[[], Any]) -> Any:
+    """A mask computed for the guard's share check and for the tool right after it (the state is unchanged in
+    between: same number of actions): computed once."""
+    cache = state.__dict__.setdefault("_mask_cache", {})
+    stamp = (key, len(state.actions))
+    if stamp not in cache:
+        cache.clear()
+        cache[stamp] = compute()
+    return cache[stamp]
+
+
+def duplicate_rows_mask(state: BatchState, id_column: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    id_column = id_column or state.config.id_column
+
+    def compute() -> tuple[np.ndarray, np.ndarray]:
+        return duplicate_masks(state.frame, id_column if id_column in state.frame.columns else None)
+
+    return _cached(state, f"dup:{id_column}", compute)
+
+
 def deduplicate(state: BatchState, id_column: str | None = None) -> dict:
     """Exact duplicate rows -> quarantine "duplicate" (first occurrence kept); repeated ids -> "duplicate_id"."""
-    id_column = id_column or state.config.id_column
-    exact, dup_ids = duplicate_masks(state.frame, id_column if id_column in state.frame.columns else None)
+    exact, dup_ids = duplicate_rows_mask(state, id_column)
+    state.note_share(exact | dup_ids)
     return state._log("deduplicate", duplicate=state.mark(exact, "duplicate"),
                       duplicate_id=state.mark(dup_ids, "duplicate_id"))
 
 
-def quarantine_rows(state: BatchState, rows: Any, reason: str) -> dict:
-    """Quarantine by boolean mask (length of the batch) or by row ids (id column values, else positions)."""
+def rows_mask(state: BatchState, rows: Any) -> np.ndarray:
+    """Boolean mask (length of the batch) as it is, or row ids (id column values, else positions) -> mask."""
     rows = np.asarray(rows)
     if rows.dtype == bool and len(rows) == len(state.frame):
-        mask = rows
-    else:
-        import pandas as pd
+        return rows
+    import pandas as pd
 
-        mask = pd.Series(state.row_ids).isin(rows.tolist()).to_numpy()
+    return pd.Series(state.row_ids).isin(rows.tolist()).to_numpy()
+
+
+def quarantine_rows(state: BatchState, rows: Any, reason: str) -> dict:
+    """Quarantine by boolean mask (length of the batch) or by row ids (id column values, else positions)."""
+    mask = rows_mask(state, rows)
+    state.note_share(mask)
     return state._log("quarantine_rows", reason=reason, rows=state.mark(mask, reason))
 
 
@@ -254,7 +309,8 @@ def invalid_masks(state: BatchState) -> dict[str, np.ndarray]:
             unknown |= unknown_category_mask(series, col)
     null_rows = null_any & ~state.sentinel_rows & ~state.type_mismatch_rows
     return {
-        "type_mismatch": (state.type_mismatch_rows & null_any) | still_unparsed,
+        # A value that did not parse as a number is a mismatch whether or not its column may hold nulls.
+        "type_mismatch": state.type_mismatch_rows | still_unparsed,
         "sentinel": (state.sentinel_rows & null_any) | still_sentinel,
         "null": null_rows,
         "out_of_range": oor,
@@ -262,10 +318,34 @@ def invalid_masks(state: BatchState) -> dict[str, np.ndarray]:
     }
 
 
+def invalid_masks_cached(state: BatchState) -> dict[str, np.ndarray]:
+    return _cached(state, "invalid", lambda: invalid_masks(state))
+
+
+def any_mask(masks: dict[str, np.ndarray], n: int) -> np.ndarray:
+    out = np.zeros(n, dtype=bool)
+    for mask in masks.values():
+        out |= mask
+    return out
+
+
+def projected_share(state: BatchState, tool: str, args: dict) -> float | None:
+    """The quarantined share after ``tool`` would run with ``args`` (None for tools that quarantine nothing)."""
+    if tool == "quarantine_invalid":
+        return state.share_after(any_mask(invalid_masks_cached(state), state.n_input))
+    if tool == "deduplicate":
+        exact, dup_ids = duplicate_rows_mask(state)
+        return state.share_after(exact | dup_ids)
+    if tool == "quarantine_rows":
+        return state.share_after(rows_mask(state, args.get("rows", args.get("row_ids", []))))
+    return None
+
+
 def quarantine_invalid(state: BatchState) -> dict:
     """Quarantine rows still invalid: nulls in required columns (reason sentinel / type_mismatch / null by
     origin), out of range, unknown categories. First reason in INVALID_REASON_ORDER wins."""
-    masks = invalid_masks(state)
+    masks = invalid_masks_cached(state)
+    state.note_share(any_mask(masks, state.n_input))
     marked = {reason: state.mark(masks[reason], reason) for reason in INVALID_REASON_ORDER}
     return state._log("quarantine_invalid", quarantined={k: v for k, v in marked.items() if v})
 
@@ -296,27 +376,41 @@ TOOLS: dict[str, Callable[..., dict]] = {
 
 
 # ---------------------------------------------------------------------------------------------- policy
-def rule_policy(findings: Findings, state: Any = None, history: list[str] | None = None) -> tuple[str, dict]:
+def rule_policy(findings: Findings, state: Any = None, history: list[str] | None = None,
+                rejected: set[str] | frozenset[str] = frozenset()) -> tuple[str, dict]:
     """The next action of a sensible steward, deterministically: ``(tool name, args)``.
 
     stop if the schema is broken beyond repair; else rename_columns (if suggested), replace_sentinels,
     coerce_types, normalise_categories, deduplicate, quarantine_invalid, accept -- each only when the findings
     call for it and it has not run yet. Works on the pandas and the Spark state alike.
+
+    ``rejected``: tools whose step a person (or the guard's default) rejected. A rejected rename of a required
+    column, or a rejected quarantine beyond the allowed share, stops the pipeline (nothing is written): the batch
+    cannot be made fit without the step that was refused.
     """
     done = set(history if history is not None else (state.history() if state is not None else []))
     if findings.schema_broken:
         return "stop_pipeline", {"reason": findings.stop_reason}
+    if "rename_columns" in rejected and "rename_columns" not in done:
+        needed = [f"{f.detail.get('from')}->{f.column}" for f in findings.of_kind("renamed_column")
+                  if not f.detail.get("optional")]
+        if needed:
+            return "stop_pipeline", {"reason": f"required column(s) missing; renaming {needed} was not approved"}
+    for name in ("quarantine_invalid", "deduplicate", "quarantine_rows"):
+        if name in rejected and name not in done:
+            return "stop_pipeline", {"reason": f"{name} would quarantine more of the batch than allowed "
+                                               "(max_quarantine_share) and was not approved"}
     steps = [
         ("rename_columns", findings.has("renamed_column")),
         ("replace_sentinels", findings.has("sentinel")),
-        ("coerce_types", findings.has("type_mismatch")),
+        ("coerce_types", findings.has("type_mismatch", "stored_as_text")),
         ("normalise_categories", findings.has("unnormalised_category")),
         ("deduplicate", findings.has("duplicate_rows", "duplicate_ids")),
         ("quarantine_invalid", findings.has("nulls", "sentinel", "type_mismatch", "out_of_range",
                                             "unknown_category")),
     ]
     for name, needed in steps:
-        if needed and name not in done:
+        if needed and name not in done and name not in rejected:
             return name, {}
     return "accept", {}
 
@@ -354,97 +448,59 @@ class StewardReport:
                    timings=dict(data.get("timings") or {}))
 
 
-def run_policy(state: BatchState, policy: Callable = rule_policy, max_steps: int = 20) -> BatchState:
-    """Drive the tools with ``policy`` until accept (or stop, which raises)."""
-    for _ in range(max_steps):
-        action, args = policy(state.findings, state, state.history())
-        if action not in TOOLS:
-            raise ValueError(f"policy chose an unknown tool {action!r}")
-        TOOLS[action](state, **args)
-        if action == "accept":
-            return state
-    raise RuntimeError(f"policy did not accept within {max_steps} steps: {state.history()}")
+def conform_schema(state: BatchState) -> dict:
+    """The schema contract, whatever the planner did: every numeric reference column of the clean rows holds
+    numbers. Text that parses is converted; clean rows whose value does not parse are quarantined
+    ``type_mismatch``. Runs after the agent, before the split."""
+    converted: dict[str, int] = {}
+    for name, col in reference_columns(state.profile, state.config).items():
+        if name not in state.frame.columns or name == state.config.id_column:
+            continue
+        if not is_numeric_dtype_name(str(col.dtype)) or is_numeric_or_bool(state.frame[name].dtype):
+            continue
+        values, unparsed = numeric_view(state.frame[name])
+        state.frame[name] = values
+        state.type_mismatch_rows |= unparsed
+        converted[name] = state.mark(unparsed, "type_mismatch")
+    if converted:
+        state._log("conform_schema", converted=converted)
+    return converted
+
+
+def is_numeric_or_bool(dtype: Any) -> bool:
+    import pandas as pd
+
+    return pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
 
 
 def split_outputs(state: BatchState) -> tuple["pd.DataFrame", "pd.DataFrame"]:
+    """(clean rows of the working frame, in the reference dtypes; quarantined rows exactly as they arrived, with
+    their reason in ``_quarantine_reason``)."""
     import pandas as pd
 
     quarantined = state.quarantined
     clean = state.frame.loc[~quarantined].reset_index(drop=True)
-    for name in clean.columns:  # nullable ints introduced by sentinel replacement go back to int64 when null-free
+    ref = reference_columns(state.profile, state.config)
+    for name in clean.columns:
         dtype = clean[name].dtype
         if isinstance(dtype, pd.api.extensions.ExtensionDtype) and dtype.kind in "iu" and not clean[name].isna().any():
+            # nullable ints introduced by sentinel replacement go back to int64 when null-free
             clean[name] = clean[name].astype(dtype.numpy_dtype)
-    quarantine = state.frame.loc[quarantined].reset_index(drop=True)
-    quarantine[QUARANTINE_REASON_COLUMN] = pd.Series(state.reasons[quarantined], dtype=object).astype(str)
-    # Mixed object columns (e.g. strings in a numeric column) cannot go to Parquet as they are.
+        elif name in ref and dtype == np.float64 and str(ref[name].dtype).startswith(("int", "uint")):
+            # integers that came as text: back to the reference's integer type when every value is integral
+            values = clean[name].to_numpy()
+            finite = values[~np.isnan(values)]
+            if len(finite) == len(values) and np.array_equal(finite, np.round(finite)):
+                clean[name] = values.astype(str(ref[name].dtype))
+    original = state.original if state.original is not None else state.frame
+    rows = np.flatnonzero(quarantined)
+    quarantine = original.iloc[rows].reset_index(drop=True)
+    quarantine[QUARANTINE_REASON_COLUMN] = pd.Series(state.reasons[rows], dtype=object).astype(str).to_numpy()
+    # Mixed object columns (e.g. strings in a numeric column) cannot go to Parquet as they are: as text, which
+    # keeps what each value was ("garbage", "-999", "inf").
     for name in quarantine.columns:
-        if quarantine[name].dtype == object and name != QUARANTINE_REASON_COLUMN:
+        if name != QUARANTINE_REASON_COLUMN and pd.api.types.is_object_dtype(quarantine[name].dtype):
             kinds = {type(v) for v in quarantine[name].dropna().head(1000)}
             if len(kinds) > 1:
                 quarantine[name] = quarantine[name].map(lambda v: None if v is None or v != v else str(v))
     return clean, quarantine
-
-
-def steward_batch(batch: Any, profile: "ReferenceProfile", out_dir: Any, *, config: StewardConfig | None = None,
-                  suite: Any = None, policy: Callable = rule_policy, fmt: str | None = None,
-                  validate: str = "clean") -> StewardReport:
-    """Read (path or DataFrame), inspect, clean, quarantine, validate with GX once, write atomically, report.
-
-    ``validate``: "clean" validates the clean output (certifies what goes downstream), "input" the raw batch,
-    "none" skips GX. Raises ``StewardInputError`` for unreadable input and ``PipelineStopped`` when the schema is
-    broken beyond repair; in both cases nothing is written.
-    """
-    from airflow_agentic.data import io as dio
-    from airflow_agentic.data.validation import suite_from_profile, summarise_validation, validate_frame
-
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    config = config or StewardConfig()
-    if hasattr(batch, "columns") and hasattr(batch, "iloc"):
-        frame, source = batch, None
-    else:
-        frame, source = dio.read_batch(batch, fmt), dio.location(batch)
-    timings["read"] = time.perf_counter() - t0
-
-    t = time.perf_counter()
-    state = BatchState.from_frame(frame, profile, config, source=source)
-    state.findings = inspect_batch(state.frame, profile, config)
-    timings["inspect"] = time.perf_counter() - t
-    t = time.perf_counter()
-    run_policy(state, policy)
-    state.check_invariant()
-    clean, quarantine = split_outputs(state)
-    assert len(clean) + len(quarantine) == state.n_input, "never delete: clean + quarantine must equal input"
-    timings["clean"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    suite_json = suite if suite is not None else suite_from_profile(
-        profile, id_column=config.id_column, range_tolerance=config.range_tolerance, required=config.required,
-        exclude=config.exclude)
-    validation: dict = {}
-    if validate != "none":
-        validation = validate_frame(clean if validate == "clean" else frame, suite_json)
-        validation["validated"] = validate
-    timings["validate"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    outputs = {key: dio.location(dio.join(out_dir, name)) for key, name in OUTPUT_FILES.items()}
-    report = StewardReport(
-        source=source, engine="pandas", counts=state.counts(),
-        findings={**state.findings.summary(), "items": [f.to_dict() for f in state.findings.items],
-                  "drift": state.findings.drift},
-        actions=state.actions, outputs=outputs,
-        validation=summarise_validation(validation) if validation else {},
-        validation_location=outputs["validation"] if validation else None, accepted=state.accepted,
-        timings=timings)
-    files = {OUTPUT_FILES["clean"]: dio.frame_to_bytes(clean), OUTPUT_FILES["quarantine"]: dio.frame_to_bytes(quarantine)}
-    if validation:
-        files[OUTPUT_FILES["validation"]] = dio.json_bytes(validation)
-    timings["serialise"] = time.perf_counter() - t
-    files[OUTPUT_FILES["report"]] = dio.json_bytes(report.to_dict())
-    t = time.perf_counter()
-    dio.write_outputs(out_dir, files, extra={"counts": report.counts})
-    timings["write"] = time.perf_counter() - t
-    timings["total"] = time.perf_counter() - t0
-    return report

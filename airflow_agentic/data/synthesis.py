@@ -51,8 +51,11 @@ def synthesize_minority(frame: "pd.DataFrame", target: str, *, categorical: list
     train = real[real[target].isin(usable.index)]
     X = train[feature_cols]
     y = train[target].to_numpy()
+    from airflow_agentic.data.findings import is_text_or_category
+
+    # Dtype-agnostic: pandas 3 stores text as ``str``, pandas 2 as ``object``.
     cats = list(categorical) if categorical is not None else [
-        c for c in feature_cols if X[c].dtype == object or str(X[c].dtype) in ("category", "bool", "string")]
+        c for c in feature_cols if is_text_or_category(X[c].dtype)]
     if cats:
         from imblearn.over_sampling import SMOTENC
 

@@ -9,6 +9,7 @@ _EXPORTS = {
     "ColumnProfile": "profile",
     "ReferenceProfile": "profile",
     "PREDICTION_COLUMN": "profile",
+    "ProfileCorrupted": "profile",
     "ColumnDrift": "report",
     "DriftReport": "report",
     "detect_drift": "detectors",

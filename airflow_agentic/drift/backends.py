@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from airflow_agentic.drift import stats
+from airflow_agentic.drift.columns import PreparedColumn, apply_correction, effect_scale, n_ref, untested
 from airflow_agentic.drift.report import ColumnDrift
 
 if TYPE_CHECKING:
-    from airflow_agentic.drift.detectors import PreparedColumn
     from airflow_agentic.drift.profile import ReferenceProfile
 
 BACKEND_NOTES = {
@@ -31,15 +31,13 @@ BACKEND_NOTES = {
 
 
 def _base(col: PreparedColumn, test: str, statistic: float | None, p_value: float | None) -> ColumnDrift:
-    from airflow_agentic.drift.detectors import _n_ref
-
     warnings = list(col.warnings)
     if col.profile.kind == "numeric" and not col.profile.exact:
         warnings.append(f"{col.name}: reference is a quantile sketch of {col.profile.n_finite} values, "
                         f"used as the raw reference by the backend")
     return ColumnDrift(
         column=col.name, kind=col.profile.kind, test=test, statistic=statistic, p_value=p_value, p_adjusted=None,
-        drifted=False, effect=None, n_ref=_n_ref(col.profile), n_cur=col.n_used, nulls_cur=col.nulls,
+        drifted=False, effect=None, n_ref=n_ref(col.profile), n_cur=col.n_used, nulls_cur=col.nulls,
         nonfinite_cur=col.nonfinite, unparsable_cur=col.unparsable, unseen_categories=col.unseen, warnings=warnings)
 
 
@@ -102,9 +100,7 @@ def _evidently(prepared: list[PreparedColumn], alpha: float) -> dict[str, tuple[
 
 def run_backend(backend: str, profile: ReferenceProfile, prepared: list[PreparedColumn], *, alpha: float,
                 correction: str) -> list[ColumnDrift]:
-    from airflow_agentic.drift.detectors import _n_ref, _untested, apply_correction
-
-    testable = [c for c in prepared if c.n_used > 0 and _n_ref(c.profile) > 0]
+    testable = [c for c in prepared if c.n_used > 0 and n_ref(c.profile) > 0]
     results: dict[str, ColumnDrift] = {}
     if backend == "alibi":
         for col in testable:
@@ -120,10 +116,8 @@ def run_backend(backend: str, profile: ReferenceProfile, prepared: list[Prepared
     for col in testable:
         res = results[col.name]
         if col.profile.kind == "numeric":
-            from airflow_agentic.drift.detectors import _effect_scale
-
             w1 = stats.wasserstein_sorted(col.profile.sorted_values, col.sorted_values)
-            res.wasserstein, res.effect = w1, w1 / _effect_scale(col.profile)
+            res.wasserstein, res.effect = w1, w1 / effect_scale(col.profile)
         else:
             res.psi = res.effect = stats.psi_counts(col.profile.categories or {}, col.counts or {})
     out = []
@@ -131,7 +125,7 @@ def run_backend(backend: str, profile: ReferenceProfile, prepared: list[Prepared
         if col.name in results:
             out.append(results[col.name])
         else:
-            out.append(_untested(col, "no usable value in the batch (all null / non-finite)" if col.n_used == 0
+            out.append(untested(col, "no usable value in the batch (all null / non-finite)" if col.n_used == 0
                                  else "no usable value in the reference"))
     apply_correction(out, alpha, correction)
     return out

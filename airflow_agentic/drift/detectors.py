@@ -3,7 +3,10 @@
 Input rules (never silent; everything below shows up in the report):
 
 * a profiled column missing from the batch -> ``DriftInputError`` naming it (and a similarly named new column);
-* an empty batch -> ``DriftInputError``;
+* an empty batch, or one with duplicate column names -> ``DriftInputError`` (naming the duplicates);
+* every argument is checked before any work (``alpha`` strictly between 0 and 1, known ``correction``, ``backend``,
+  ``ks_method`` and multivariate method, ``threads`` >= 1, ``columns`` a list of distinct names, predictions and
+  labels as long as the batch) -> ``ValueError`` saying which and why;
 * NaN/None are counted in ``nulls_cur``, +-inf in ``nonfinite_cur``; both are excluded from the statistics;
 * a column with no usable value (all null) -> not tested (``test="none"``), ``flagged=True`` and a warning;
 * a numeric reference column that arrives as strings -> numeric coercion; values that do not parse are counted
@@ -27,121 +30,30 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from airflow_agentic.drift import stats
-from airflow_agentic.drift.profile import (
-    OTHER_CATEGORY,
-    PREDICTION_COLUMN,
-    ColumnProfile,
-    ReferenceProfile,
-    category_counts,
+from airflow_agentic.drift.columns import (  # noqa: F401 - DriftInputError, prepare_column: public here too
+    CORRECTIONS,
+    KS_METHODS,
+    DriftInputError,
+    PreparedColumn,
+    apply_correction,
+    check_choice,
+    check_column_list,
+    check_positive_int,
+    check_probability,
+    check_unique_columns,
+    effect_scale,
+    n_ref,
+    prepare_column,
+    untested,
 )
+from airflow_agentic.drift.profile import PREDICTION_COLUMN, ColumnProfile, ReferenceProfile
 from airflow_agentic.drift.report import ColumnDrift, DriftReport
 
 if TYPE_CHECKING:
     import pandas as pd
 
 BACKENDS = ("builtin", "alibi", "evidently")
-
-
-class DriftInputError(ValueError):
-    """The batch cannot be compared with the profile (missing column, empty batch, unparsable column)."""
-
-    def __init__(self, message: str, column: str | None = None, suggestion: str | None = None):
-        super().__init__(message)
-        self.column = column
-        self.suggestion = suggestion
-
-
-# --------------------------------------------------------------------------- preparing one column
-class PreparedColumn:
-    """The batch side of one column, cleaned: finite values in batch order (numeric) or category counts."""
-
-    __slots__ = ("name", "profile", "values", "_sorted", "counts", "nulls", "nonfinite", "unparsable", "unseen",
-                 "warnings")
-
-    def __init__(self, name: str, profile: ColumnProfile):
-        self.name = name
-        self.profile = profile
-        self.values: np.ndarray | None = None
-        self._sorted: np.ndarray | None = None
-        self.counts: dict[str, int] | None = None
-        self.nulls = 0
-        self.nonfinite = 0
-        self.unparsable = 0
-        self.unseen: list[str] = []
-        self.warnings: list[str] = []
-
-    @property
-    def sorted_values(self) -> np.ndarray | None:
-        """The finite values sorted (once, on first use)."""
-        if self._sorted is None and self.values is not None:
-            self._sorted = stats.sort_finite(self.values)
-        return self._sorted
-
-    @property
-    def n_used(self) -> int:
-        if self.values is not None:
-            return int(len(self.values))
-        return int(sum((self.counts or {}).values()))
-
-
-def _numeric_array(name: str, series: Any, prepared: PreparedColumn) -> np.ndarray:
-    import pandas as pd
-
-    if pd.api.types.is_bool_dtype(series.dtype):
-        return series.to_numpy(dtype=np.float64, na_value=np.nan)
-    if pd.api.types.is_datetime64_any_dtype(series.dtype):
-        from airflow_agentic.drift.profile import numeric_values
-
-        return numeric_values(series)
-    if pd.api.types.is_numeric_dtype(series.dtype):
-        return series.to_numpy(dtype=np.float64, na_value=np.nan)
-    present = series.notna().to_numpy()
-    coerced = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    unparsable = int((present & np.isnan(coerced)).sum())
-    # "nan"/"inf" strings parse to NaN/inf: they count as null/non-finite, not as unparsable
-    if unparsable:
-        text = series[present & np.isnan(coerced)].astype(str).str.strip().str.lower()
-        literal_nan = int(text.isin(["nan", "none", "null", ""]).sum())
-        unparsable -= literal_nan
-    if int(present.sum()) > 0 and unparsable == int(present.sum()):
-        raise DriftInputError(
-            f"column {name!r} is numeric in the reference profile but none of its {unparsable} values in the batch "
-            f"parse as numbers (batch dtype {series.dtype})", column=name)
-    if unparsable:
-        prepared.unparsable = unparsable
-        prepared.warnings.append(f"{name}: {unparsable} value(s) not parsable as numbers, excluded "
-                                 f"(batch dtype {series.dtype}, reference dtype {prepared.profile.dtype})")
-    return coerced
-
-
-def prepare_column(name: str, profile: ColumnProfile, series: Any) -> PreparedColumn:
-    prepared = PreparedColumn(name, profile)
-    if profile.kind == "numeric":
-        values = _numeric_array(name, series, prepared)
-        finite_mask = np.isfinite(values)
-        if finite_mask.all():  # the common case: one pass, no masks kept, no copy
-            prepared.values = values
-            return prepared
-        nan_count = int(np.isnan(values).sum())
-        prepared.nulls = nan_count - prepared.unparsable
-        prepared.nonfinite = int(len(values) - nan_count - finite_mask.sum())
-        prepared.values = values[finite_mask]
-        if prepared.nonfinite:
-            prepared.warnings.append(f"{name}: {prepared.nonfinite} infinite value(s) excluded from the statistics")
-    else:
-        counts, n_keys = category_counts(series)
-        prepared.nulls = int(len(series) - n_keys)
-        known = profile.categories or {}
-        unseen = [k for k in counts if k not in known]
-        if unseen and profile.lumped:
-            counts[OTHER_CATEGORY] = counts.get(OTHER_CATEGORY, 0) + sum(counts.pop(k) for k in unseen)
-            prepared.warnings.append(f"{name}: {len(unseen)} unknown categor(ies) counted as {OTHER_CATEGORY!r}")
-        elif unseen:
-            prepared.unseen = sorted(unseen)[:20]
-            prepared.warnings.append(f"{name}: {len(unseen)} categor(ies) not in the reference: "
-                                     f"{', '.join(sorted(unseen)[:5])}{'...' if len(unseen) > 5 else ''}")
-        prepared.counts = counts
-    return prepared
+MULTIVARIATE = ("mmd", "classifier")
 
 
 def default_threads(n_jobs: int) -> int:
@@ -157,24 +69,6 @@ def _map(fn: Any, items: list[Any], threads: int) -> list[Any]:
 
 
 # --------------------------------------------------------------------------- the builtin tests
-def _effect_scale(profile: ColumnProfile) -> float:
-    return profile.effect_scale  # computed once per profile (stored with it), not per batch
-
-
-def _untested(prepared: PreparedColumn, reason: str) -> ColumnDrift:
-    profile = prepared.profile
-    return ColumnDrift(
-        column=prepared.name, kind=profile.kind, test="none", statistic=None, p_value=None, p_adjusted=None,
-        drifted=False, effect=None, n_ref=_n_ref(profile), n_cur=prepared.n_used, nulls_cur=prepared.nulls,
-        nonfinite_cur=prepared.nonfinite, unparsable_cur=prepared.unparsable, flagged=True,
-        warnings=prepared.warnings + [f"{prepared.name}: {reason}; not tested"],
-    )
-
-
-def _n_ref(profile: ColumnProfile) -> int:
-    return profile.n_finite if profile.kind == "numeric" else int(sum((profile.categories or {}).values()))
-
-
 def _numeric_statistics(prepared: PreparedColumn) -> tuple[float, float]:
     """(KS statistic, Wasserstein-1); large batches against large references without sorting the batch."""
     if prepared.n_used >= stats.GRID_MIN_ROWS:
@@ -193,9 +87,9 @@ def builtin_column_tests(prepared: list[PreparedColumn], *, ks_method: str = "au
     numeric = []
     for i, col in enumerate(prepared):
         if col.n_used == 0:
-            results[i] = _untested(col, "no usable value in the batch (all null / non-finite)")
-        elif _n_ref(col.profile) == 0:
-            results[i] = _untested(col, "no usable value in the reference")
+            results[i] = untested(col, "no usable value in the batch (all null / non-finite)")
+        elif n_ref(col.profile) == 0:
+            results[i] = untested(col, "no usable value in the reference")
         elif col.profile.kind == "numeric":
             numeric.append(i)
         else:
@@ -204,7 +98,7 @@ def builtin_column_tests(prepared: list[PreparedColumn], *, ks_method: str = "au
             psi = stats.psi_counts(ref_counts, col.counts or {})
             results[i] = ColumnDrift(
                 column=col.name, kind="categorical", test="chi2", statistic=test.statistic, p_value=test.p_value,
-                p_adjusted=None, drifted=False, effect=psi, n_ref=_n_ref(col.profile), n_cur=col.n_used,
+                p_adjusted=None, drifted=False, effect=psi, n_ref=n_ref(col.profile), n_cur=col.n_used,
                 nulls_cur=col.nulls, nonfinite_cur=0, psi=psi, unseen_categories=col.unseen, warnings=col.warnings)
     if numeric:
         workers = threads or default_threads(len(numeric))
@@ -231,18 +125,10 @@ def builtin_column_tests(prepared: list[PreparedColumn], *, ks_method: str = "au
                                 f"{col.profile.cdf_error_bound:.2g} of the exact value")
             results[i] = ColumnDrift(
                 column=col.name, kind="numeric", test="ks", statistic=float(d[j]), p_value=float(p[j]),
-                p_adjusted=None, drifted=False, effect=w1 / _effect_scale(col.profile), n_ref=int(n1[j]),
+                p_adjusted=None, drifted=False, effect=w1 / effect_scale(col.profile), n_ref=int(n1[j]),
                 n_cur=int(n2[j]), nulls_cur=col.nulls, nonfinite_cur=col.nonfinite, unparsable_cur=col.unparsable,
                 wasserstein=w1, warnings=warnings)
     return [results[i] for i in range(len(prepared))]
-
-
-def apply_correction(columns: list[ColumnDrift], alpha: float, correction: str) -> None:
-    tested = [c for c in columns if c.p_value is not None]
-    adjusted = stats.adjust_pvalues([c.p_value for c in tested], correction)
-    for col, p in zip(tested, adjusted):
-        col.p_adjusted = float(p)
-        col.drifted = bool(p < alpha)
 
 
 # --------------------------------------------------------------------------- entry point
@@ -304,13 +190,31 @@ def detect_drift(
     "classifier" (uses the profile's row sample); ``performance``: a PerformanceMonitor.report() dict to attach.
     ``threads``: worker threads for the per-column work (default: one per core, at most 4; 1 = no threads).
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
-    if correction not in ("bh", "bonferroni", "none"):
-        raise ValueError(f"unknown correction {correction!r}; choose bh, bonferroni or none")
-    if batch is None or len(batch) == 0 or len(batch.columns) == 0:
+    # every argument is checked before any work: a bad one is a clear ValueError, never a silent wrong report
+    if not isinstance(profile, ReferenceProfile):
+        raise ValueError(f"profile must be a ReferenceProfile, got {type(profile).__name__}")
+    alpha = check_probability("alpha", alpha)
+    check_choice("backend", backend, BACKENDS)
+    check_choice("correction", correction, CORRECTIONS)
+    check_choice("ks_method", ks_method, KS_METHODS)
+    check_positive_int("threads", threads, allow_none=True)
+    if multivariate:  # None or "" = no multivariate test
+        check_choice("multivariate method", multivariate, MULTIVARIATE)
+    if multivariate_options is not None and not isinstance(multivariate_options, dict):
+        raise ValueError(f"multivariate_options must be a dict, got {type(multivariate_options).__name__}")
+    if performance is not None and not isinstance(performance, dict):
+        raise ValueError(f"performance must be a PerformanceMonitor.report() dict, got {type(performance).__name__}")
+    if batch is None or not hasattr(batch, "columns"):
+        raise ValueError(f"batch must be a pandas DataFrame, got {type(batch).__name__}")
+    if len(batch) == 0 or len(batch.columns) == 0:
         raise DriftInputError("the batch is empty: nothing to compare with the reference")
-    names = list(columns) if columns is not None else profile.feature_columns
+    check_unique_columns(batch)
+    names = check_column_list("columns", columns)
+    if names is None:
+        names = profile.feature_columns
+    for what, values in (("prediction", prediction), ("labels", labels)):
+        if values is not None and len(values) != len(batch):
+            raise ValueError(f"{what} has {len(values)} values but the batch has {len(batch)} rows")
     _check_columns(profile, batch, names)
     if not all(isinstance(c, str) for c in batch.columns):
         batch = batch.rename(columns=lambda c: str(c))  # copies the frame: only when some label is not a str

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from airflow_agentic.drift.columns import check_choice, check_positive_int, check_probability, check_unique_columns
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -39,11 +41,22 @@ def _sq_dists(z: np.ndarray) -> np.ndarray:
     return d
 
 
-def mmd_test(x_ref: np.ndarray, x_cur: np.ndarray, *, n_permutations: int = 200, max_rows: int = 500,
-             seed: int = 0, alpha: float = 0.05) -> dict[str, Any]:
-    rng = np.random.default_rng(seed)
+def _matrices(x_ref: Any, x_cur: Any) -> tuple[np.ndarray, np.ndarray]:
     x_ref = np.asarray(x_ref, dtype=np.float64)
     x_cur = np.asarray(x_cur, dtype=np.float64)
+    if x_ref.ndim != 2 or x_cur.ndim != 2 or x_ref.shape[1] != x_cur.shape[1]:
+        raise ValueError(f"x_ref and x_cur must be 2-D with the same number of columns, got shapes "
+                         f"{x_ref.shape} and {x_cur.shape}")
+    return x_ref, x_cur
+
+
+def mmd_test(x_ref: np.ndarray, x_cur: np.ndarray, *, n_permutations: int = 200, max_rows: int = 500,
+             seed: int = 0, alpha: float = 0.05) -> dict[str, Any]:
+    alpha = check_probability("alpha", alpha)
+    check_positive_int("n_permutations", n_permutations)
+    check_positive_int("max_rows", max_rows, minimum=2)
+    rng = np.random.default_rng(seed)
+    x_ref, x_cur = _matrices(x_ref, x_cur)
     ok_ref = np.isfinite(x_ref).all(axis=1)
     ok_cur = np.isfinite(x_cur).all(axis=1)
     dropped = int((~ok_ref).sum() + (~ok_cur).sum())
@@ -82,9 +95,14 @@ def classifier_test(x_ref: np.ndarray, x_cur: np.ndarray, *, folds: int = 5, max
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
+    alpha = check_probability("alpha", alpha)
+    check_positive_int("folds", folds, minimum=2)
+    check_positive_int("max_rows", max_rows, minimum=2)
+    check_choice("classifier model", model, ("logistic", "hgb"))
     rng = np.random.default_rng(seed)
-    x_ref = _subsample(np.asarray(x_ref, dtype=np.float64), max_rows, rng)
-    x_cur = _subsample(np.asarray(x_cur, dtype=np.float64), max_rows, rng)
+    x_ref, x_cur = _matrices(x_ref, x_cur)
+    x_ref = _subsample(x_ref, max_rows, rng)
+    x_cur = _subsample(x_cur, max_rows, rng)
     x = np.vstack([x_ref, x_cur])
     x[~np.isfinite(x)] = np.nan
     y = np.r_[np.zeros(len(x_ref)), np.ones(len(x_cur))]
@@ -121,6 +139,9 @@ def classifier_test(x_ref: np.ndarray, x_cur: np.ndarray, *, folds: int = 5, max
 
 def multivariate_test(profile: ReferenceProfile, batch: pd.DataFrame, *, method: str = "mmd", alpha: float = 0.05,
                       **options: Any) -> dict[str, Any]:
+    check_choice("multivariate method", method, ("mmd", "classifier"))
+    alpha = check_probability("alpha", alpha)
+    check_unique_columns(batch)
     if profile.sample is None or not profile.sample_columns:
         return {"method": method, "statistic": None, "p_value": None, "drifted": False,
                 "warnings": ["multivariate: the profile has no row sample of numeric columns; not tested"]}

@@ -16,21 +16,39 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from airflow_agentic.drift.columns import check_positive_int, check_probability
 
-def _key(value: Any) -> str:
+
+def row_key(value: Any) -> str:
+    """The key a row id or a label is matched by (numpy scalars and Python values alike)."""
     if isinstance(value, (np.generic,)):
         value = value.item()
     return str(value)
+
+
+_key = row_key  # the old private name, still imported by estimation.py
 
 
 class PerformanceMonitor:
     def __init__(self, *, detectors: Iterable[str] = ("adwin",), delta: float = 0.002,
                  baseline_accuracy: float | None = None, max_history: int = 10_000, max_pending: int = 1_000_000,
                  page_hinkley_threshold: float = 50.0):
+        if isinstance(detectors, str):
+            detectors = (detectors,)
         detectors = tuple(detectors)
         unknown = set(detectors) - {"adwin", "page_hinkley"}
-        if unknown:
-            raise ValueError(f"unknown detector(s) {sorted(unknown)} (adwin, page_hinkley)")
+        if unknown or not detectors:
+            raise ValueError(f"unknown detector(s) {sorted(unknown)} (adwin, page_hinkley)" if unknown
+                             else "detectors is empty: name adwin and/or page_hinkley")
+        delta = check_probability("delta", delta)
+        if baseline_accuracy is not None and not (isinstance(baseline_accuracy, (int, float))
+                                                  and 0.0 <= float(baseline_accuracy) <= 1.0):
+            raise ValueError(f"baseline_accuracy must be between 0 and 1, got {baseline_accuracy!r}")
+        check_positive_int("max_history", max_history)
+        check_positive_int("max_pending", max_pending)
+        if isinstance(page_hinkley_threshold, bool) or not isinstance(page_hinkley_threshold, (int, float)) or not (
+                0 < float(page_hinkley_threshold) < float("inf")):
+            raise ValueError(f"page_hinkley_threshold must be a positive number, got {page_hinkley_threshold!r}")
         self.detectors = detectors
         self.delta = delta
         self.page_hinkley_threshold = page_hinkley_threshold
@@ -69,8 +87,8 @@ class PerformanceMonitor:
 
     # ------------------------------------------------------------------ feeding
     def add_predictions(self, batch: str, row_ids: Iterable[Any], preds: Iterable[Any]) -> None:
-        row_ids = [_key(r) for r in row_ids]
-        preds = [_key(p) for p in preds]
+        row_ids = [row_key(r) for r in row_ids]
+        preds = [row_key(p) for p in preds]
         if len(row_ids) != len(preds):
             raise ValueError(f"{len(row_ids)} row ids but {len(preds)} predictions")
         batch = str(batch)
@@ -90,12 +108,12 @@ class PerformanceMonitor:
         detectors = self._ensure_detectors()
         joined = 0
         for rid, label in zip(row_ids, labels):
-            entry = self.pending.pop(_key(rid), None)
+            entry = self.pending.pop(row_key(rid), None)
             if entry is None:
                 self.unmatched_labels += 1
                 continue
             batch, pred = entry
-            err = int(pred != _key(label))
+            err = int(pred != row_key(label))
             stats = self.batches[batch]
             stats["n"] += 1
             stats["correct"] += 1 - err

@@ -14,12 +14,18 @@ within ``(max - min) / (k - 1)`` of the exact one. p-values always use the true 
 
 Storage is a single uncompressed ``.npz`` file: one ``__meta__`` entry (UTF-8 JSON, as bytes) plus one float64 array
 per numeric column, each starting at a 64-byte aligned offset (padding in the zip extra field), so loading hands out
-read-only views into the bytes read (no copy, no CRC pass). ``np.load(..., allow_pickle=False)`` reads it too; older
+read-only views into the bytes read (no copy). ``np.load(..., allow_pickle=False)`` reads it too; older
 and compressed files still load (through np.load).
+
+Integrity: a ``__sha256__`` member holds the SHA-256 of every other member (name, dtype, shape, bytes), checked on
+every load: a profile with a flipped byte raises ``ProfileCorrupted`` instead of reporting drift that is not there.
+Files written before the checksum (format version 1) are checked against the zip CRC-32 of each member instead.
+``save`` is atomic: a reader sees the old profile or the new one, never half of one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
@@ -28,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from airflow_agentic.drift.checks import check_column_list, check_positive_int
 from airflow_agentic.drift.stats import ReferenceGrid, sort_finite
 
 if TYPE_CHECKING:
@@ -36,7 +43,25 @@ if TYPE_CHECKING:
 PREDICTION_COLUMN = "__prediction__"
 OTHER_CATEGORY = "__other__"
 DEFAULT_MAX_EXACT = 200_000
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the __sha256__ member
+FORMAT_NAME = "airflow-agentic-reference-profile"
+CHECKSUM_KEY = "__sha256__"
+
+
+class ProfileCorrupted(ValueError):
+    """The stored profile is damaged (checksum mismatch, truncated, unreadable) or is not a profile: rebuild it."""
+
+
+def payload_digest(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 over every member but the checksum, in name order: name, dtype, shape and the raw bytes."""
+    h = hashlib.sha256()
+    for key in sorted(arrays):
+        if key == CHECKSUM_KEY:
+            continue
+        array = np.ascontiguousarray(arrays[key])
+        h.update(json.dumps([key, array.dtype.str, list(array.shape)]).encode("utf-8") + b"\0")
+        h.update(memoryview(array).cast("B") if array.size else b"")
+    return h.hexdigest()
 
 
 @dataclass
@@ -257,7 +282,19 @@ class ReferenceProfile:
 
         import pandas as pd
 
-        declared = set(categorical or ())
+        if not isinstance(df, pd.DataFrame):
+            raise ValueError(f"from_frame needs a pandas DataFrame, got {type(df).__name__}")
+        labels = [str(c) for c in df.columns]
+        if len(set(labels)) != len(labels):
+            dup = sorted({c for c in labels if labels.count(c) > 1})
+            raise ValueError(f"the frame has duplicate column names: {dup}; rename or drop them first")
+        check_positive_int("max_categories", max_categories, minimum=2)
+        check_positive_int("max_exact", max_exact, minimum=2)
+        check_positive_int("sample_rows", sample_rows, minimum=0)
+        if target is not None and not isinstance(target, str):
+            raise ValueError(f"target must be a column name (str), got {target!r}")
+        declared = set(check_column_list("categorical", categorical) or ())
+        exclude = tuple(check_column_list("exclude", exclude) or ()) if exclude else ()
         missing = [c for c in declared | set(exclude) | ({target} if target else set()) if c not in df.columns]
         if missing:
             raise KeyError(f"columns not in frame: {sorted(missing)}")
@@ -335,7 +372,7 @@ class ReferenceProfile:
                 "effect_scale": c.effect_scale if c.kind == "numeric" else None,
                 "values_key": f"v{i}" if c.sorted_values is not None else None,
             })
-        return {"format": "airflow-agentic-reference-profile", "version": FORMAT_VERSION, "n_rows": self.n_rows,
+        return {"format": FORMAT_NAME, "version": FORMAT_VERSION, "n_rows": self.n_rows,
                 "target": self.target, "created_at": self.created_at, "metadata": self.metadata, "columns": cols,
                 "sample_columns": self.sample_columns}
 
@@ -347,19 +384,46 @@ class ReferenceProfile:
                 arrays[spec["values_key"]] = np.asarray(col.sorted_values, dtype=np.float64)
         if self.sample is not None:
             arrays["__sample__"] = np.asarray(self.sample, dtype=np.float64)
+        arrays[CHECKSUM_KEY] = np.frombuffer(payload_digest(arrays).encode("ascii"), dtype=np.uint8)
         return aligned_npz_bytes(arrays)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ReferenceProfile:
         """Arrays come back as read-only views into ``data`` (no copy) when the file is one of ours; older or
-        compressed files go through ``np.load``."""
-        arrays = npz_views(data)
-        if arrays is None:
-            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-                arrays = {key: npz[key] for key in npz.files}
-        meta = json.loads(bytes(arrays["__meta__"]).decode("utf-8"))
-        if meta.get("format") != "airflow-agentic-reference-profile":
-            raise ValueError("not a reference profile")
+        compressed files go through ``np.load``. Raises ``ProfileCorrupted`` when the bytes are damaged."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"from_bytes needs bytes, got {type(data).__name__}")
+        data = bytes(data)
+        try:
+            arrays = npz_views(data)
+            if arrays is None:
+                with np.load(io.BytesIO(data), allow_pickle=False) as npz:  # reads whole members: CRC checked
+                    arrays = {key: npz[key] for key in npz.files}
+            meta = json.loads(bytes(arrays["__meta__"]).decode("utf-8"))
+        except Exception as exc:  # noqa: BLE001 - whatever the damage, one clear error
+            raise ProfileCorrupted(f"the reference profile is unreadable ({len(data)} bytes: "
+                                   f"{type(exc).__name__}: {exc}); rebuild it") from exc
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+            raise ProfileCorrupted("not a reference profile (no airflow-agentic profile metadata); rebuild it")
+        stored = arrays.pop(CHECKSUM_KEY, None)
+        if stored is not None:
+            expected = bytes(stored).decode("ascii", errors="replace")
+            actual = payload_digest(arrays)
+            if expected != actual:
+                raise ProfileCorrupted(f"the reference profile is corrupted: sha256 {actual[:16]}... does not match "
+                                       f"the stored {expected[:16]}...; rebuild it")
+        elif int(meta.get("version") or 0) >= 2:
+            raise ProfileCorrupted("the reference profile has lost its checksum member; rebuild it")
+        else:
+            _check_zip_crc(data)  # written before the checksum: the zip CRC-32 of each member is what there is
+        try:
+            return cls._from_meta(meta, arrays)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProfileCorrupted(f"the reference profile metadata is inconsistent ({type(exc).__name__}: {exc}); "
+                                   f"rebuild it") from exc
+
+    @classmethod
+    def _from_meta(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> ReferenceProfile:
         cols: dict[str, ColumnProfile] = {}
         for spec in meta["columns"]:
             values = arrays[spec["values_key"]] if spec["values_key"] else None
@@ -374,14 +438,12 @@ class ReferenceProfile:
                    sample_columns=meta.get("sample_columns") or [])
 
     def save(self, path: Any) -> None:
-        """Write one .npz file to a str path or anything with ``.open("wb")`` (pathlib, ObjectStoragePath, UPath)."""
-        data = self.to_bytes()
-        if isinstance(path, str):
-            with open(path, "wb") as fh:
-                fh.write(data)
-        else:
-            with path.open("wb") as fh:
-                fh.write(data)
+        """Write one .npz file to a str path or anything with ``.open("wb")`` (pathlib, ObjectStoragePath, UPath).
+
+        Atomic: a temporary sibling renamed over the target on a local disk, one put on an object store."""
+        from airflow_agentic.data.io import write_bytes_atomic
+
+        write_bytes_atomic(path, self.to_bytes())
 
     @classmethod
     def load(cls, path: Any) -> ReferenceProfile:
@@ -392,6 +454,18 @@ class ReferenceProfile:
             with path.open("rb") as fh:
                 data = fh.read()
         return cls.from_bytes(data)
+
+
+def _check_zip_crc(data: bytes) -> None:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            bad = zf.testzip()
+    except Exception as exc:  # noqa: BLE001
+        raise ProfileCorrupted(f"the reference profile is unreadable ({type(exc).__name__}: {exc}); rebuild it") from exc
+    if bad is not None:
+        raise ProfileCorrupted(f"the reference profile is corrupted: member {bad!r} fails its CRC-32; rebuild it")
 
 
 _ZIP_ALIGN = 64  # numpy pads .npy headers to 64 bytes: a 64-aligned member start keeps the data 64-aligned

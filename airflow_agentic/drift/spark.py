@@ -22,6 +22,15 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from airflow_agentic.drift import stats
+from airflow_agentic.drift.columns import (
+    CORRECTIONS,
+    DriftInputError,
+    apply_correction,
+    check_choice,
+    check_column_list,
+    check_probability,
+    effect_scale,
+)
 from airflow_agentic.drift.profile import OTHER_CATEGORY, ColumnProfile, ReferenceProfile, category_keys
 from airflow_agentic.drift.report import ColumnDrift, DriftReport
 
@@ -95,12 +104,23 @@ def _categorical_counts(sdf: DataFrame, name: str) -> dict[str, int]:
 
 def detect_drift_spark(profile: ReferenceProfile, sdf: DataFrame, *, columns: Sequence[str] | None = None,
                        alpha: float = 0.05, correction: str = "bh") -> DriftReport:
+    alpha = check_probability("alpha", alpha)
+    check_choice("correction", correction, CORRECTIONS)
+    if not hasattr(sdf, "columns") or not hasattr(sdf, "dtypes"):
+        raise ValueError(f"detect_drift_spark needs a Spark DataFrame, got {type(sdf).__name__}")
+    names = check_column_list("columns", columns)
+    if names is None:
+        names = profile.feature_columns
+    unknown = [n for n in names if n not in profile.columns]
+    if unknown:
+        raise DriftInputError(f"column(s) {unknown} are not in the reference profile", column=unknown[0])
+    dup = sorted({c for c in sdf.columns if sdf.columns.count(c) > 1})
+    if dup:
+        raise DriftInputError(f"the batch has duplicate column names: {dup}; rename or drop them first",
+                              column=dup[0])
     from pyspark.ml.feature import Bucketizer
     from pyspark.sql import functions as F
 
-    from airflow_agentic.drift.detectors import DriftInputError, _effect_scale, apply_correction
-
-    names = list(columns) if columns is not None else profile.feature_columns
     present = set(sdf.columns)
     for name in names:
         if name not in present:
@@ -169,7 +189,7 @@ def detect_drift_spark(profile: ReferenceProfile, sdf: DataFrame, *, columns: Se
             d, p = stats.ks_pvalue(d, prof.n_finite, n2, "auto")
             if bound > 1e-12:
                 warnings.append(f"{name}: wasserstein_error_bound={bound:.3g}")
-            results.append(ColumnDrift(name, "numeric", "ks", d, p, None, False, w1 / _effect_scale(prof),
+            results.append(ColumnDrift(name, "numeric", "ks", d, p, None, False, w1 / effect_scale(prof),
                                        prof.n_finite, n2, nulls, nonfinite, bad, wasserstein=w1, warnings=warnings))
         else:
             counts = _categorical_counts(df, name)

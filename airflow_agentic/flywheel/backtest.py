@@ -1,6 +1,6 @@
 """The backtest: replay a scenario batch by batch through the flywheel (or a baseline policy), in-process.
 
-Contract (../shared/scenarios/README.md): every row of batch i is predicted before batch i's labels are used; labels
+Contract (docs/scenarios.md, checked by ``flywheel.scenario``): every row of batch i is predicted before batch i's labels are used; labels
 of batch i become usable only after batch ``i + label_delay`` has been predicted (enforced by :class:`LabelVault`).
 Writes ``predictions.parquet`` (batch, row_id, prediction; null where quarantined) and ``result.json``.
 
@@ -20,13 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from airflow_agentic.agents.monitoring import MonitoringPolicy, MonitoringState
+from airflow_agentic.agents.monitoring import MonitoringPolicy
 from airflow_agentic.flywheel import turn as T
+from airflow_agentic.flywheel.scenario import Scenario, parse_policy
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from airflow_agentic.agents.planner import Planner
+    from airflow_agentic.flywheel.store import ModelStore
 
 log = logging.getLogger(__name__)
 
@@ -62,65 +64,6 @@ class LabelVault:
                             f"{self.predicted_through} (label_delay {self.delay})")
         self.log.append((batch, self.predicted_through))
         return self.labels.pop(batch)
-
-
-@dataclass
-class Scenario:
-    folder: Path
-    meta: dict[str, Any]
-    files: list[Path]
-
-    @classmethod
-    def open(cls, folder: str | Path) -> Scenario:
-        folder = Path(folder)
-        meta = json.loads((folder / "scenario.json").read_text())
-        files = sorted((folder / "batches").glob("*.parquet"))
-        if not files:
-            raise FileNotFoundError(f"no batches in {folder / 'batches'}")
-        return cls(folder, meta, files)
-
-    @property
-    def name(self) -> str:
-        return str(self.meta.get("name") or self.folder.name)
-
-    @property
-    def target(self) -> str:
-        return str(self.meta.get("target", "label"))
-
-    @property
-    def id_column(self) -> str:
-        return str(self.meta.get("id_column", "row_id"))
-
-    @property
-    def warmup(self) -> int:
-        return int(self.meta.get("warmup_batches", 5))
-
-    @property
-    def delay(self) -> int:
-        return int(self.meta.get("label_delay", 0))
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def batch(self, i: int) -> pd.DataFrame:
-        import pandas as pd
-
-        return pd.read_parquet(self.files[i])
-
-
-def parse_policy(policy: str) -> tuple[str, Any]:
-    policy = policy.strip()
-    if policy in ("agentic", "static"):
-        return policy, None
-    kind, _, arg = policy.partition(":")
-    if kind == "periodic":
-        k = int(arg)
-        if k < 1:
-            raise ValueError("periodic:K needs K >= 1")
-        return kind, k
-    if kind == "at":
-        return kind, sorted({int(b) for b in arg.split(",") if b.strip()})
-    raise ValueError(f"unknown policy {policy!r}: agentic, static, periodic:K or at:B1,B2,...")
 
 
 @dataclass
@@ -180,15 +123,25 @@ def _precleaned(frame: pd.DataFrame, id_column: str) -> pd.DataFrame:
 
 def run_backtest(scenario_dir: str | Path, policy: str = "agentic", out: str | Path | None = None, *,
                  planner: Planner | None = None, monitoring: MonitoringPolicy | None = None, seed: int = 0,
-                 llm_when: str = "interesting", max_llm_failures: int = 1) -> BacktestResult:
-    """Run one scenario under one policy; write the outputs to ``out`` when given."""
+                 llm_when: str = "interesting", max_llm_failures: int = 1, registry: str | None = None,
+                 settings: T.TurnSettings | None = None) -> BacktestResult:
+    """Run one scenario under one policy; write the outputs to ``out`` when given.
+
+    ``registry``: an MLflow tracking URI (e.g. ``sqlite:///out/mlflow.db``) to keep the versions in a real model
+    registry, exactly as the DAGs do; by default they are kept in memory (same turn, same decisions, faster)."""
     started = time.perf_counter()
     scen = Scenario.open(scenario_dir)
-    kind, arg = parse_policy(policy)
+    kind, arg = parse_policy(policy, scen)
     with T.single_threaded():
         if kind == "agentic":
+            store = None
+            if registry:
+                from airflow_agentic.flywheel.store import MlflowStore
+
+                store = MlflowStore(f"backtest-{scen.name}", registry)
             result = _run_agentic(scen, policy, planner=planner, monitoring=monitoring or MonitoringPolicy(),
-                                  seed=seed, llm_when=llm_when, max_llm_failures=max_llm_failures)
+                                  seed=seed, llm_when=llm_when, max_llm_failures=max_llm_failures, store=store,
+                                  settings=settings)
         else:
             result = _run_baseline(scen, policy, kind, arg, seed=seed)
     versions = [b["model_version"] for b in result.batches]
@@ -213,12 +166,13 @@ def _run_baseline(scen: Scenario, policy: str, kind: str, arg: Any, *, seed: int
         frames[b] = frame.drop(columns=[scen.target, scen.id_column])
         labels[b] = vault.release(b)
     label_dtype = labels[0].dtype
-    schema = _schema(frames[0])
+
+    family, params = T.DEFAULT_FAMILY, T.DEFAULT_PARAMS
 
     def fit(lo: int, hi: int) -> Any:
         batches = [b for b in range(lo, hi + 1) if b in labels]
         X = pd.concat([frames[b] for b in batches], ignore_index=True)
-        return T.fit_model(X, np.concatenate([labels[b] for b in batches]), schema=schema, seed=seed)
+        return T.fit(X, np.concatenate([labels[b] for b in batches]), family, params, seed)
 
     model, version, n_versions = fit(0, scen.warmup - 1), "v1", 1
     rows, batches = [], []
@@ -244,57 +198,37 @@ def _run_baseline(scen: Scenario, policy: str, kind: str, arg: Any, *, seed: int
                           _prediction_frame(rows, label_dtype), vault.log)
 
 
-def _schema(X: pd.DataFrame) -> Any:
-    try:
-        from airflow_agentic.models.dataset import infer_schema
-    except ImportError:
-        return None
-    return infer_schema(X)
-
-
 # ---------------------------------------------------------------------------------------------- agentic
 def _run_agentic(scen: Scenario, policy: str, *, planner: Planner | None, monitoring: MonitoringPolicy, seed: int,
-                 llm_when: str, max_llm_failures: int) -> BacktestResult:
+                 llm_when: str, max_llm_failures: int, store: ModelStore | None = None,
+                 settings: T.TurnSettings | None = None) -> BacktestResult:
     import pandas as pd
 
-    from airflow_agentic.drift.performance import PerformanceMonitor
+    from airflow_agentic.data.pipeline import steward_features, steward_profile
+    from airflow_agentic.flywheel.monitor import Watch, drift_check
+    from airflow_agentic.flywheel.store import MemoryStore
 
     tgt, idc, warm, delay = scen.target, scen.id_column, scen.warmup, scen.delay
+    settings = settings or T.TurnSettings(seed=seed)
+    store = store or MemoryStore()
     vault = LabelVault(delay, warm)
-    data: dict[int, tuple[pd.DataFrame, np.ndarray]] = {}  # labelled clean rows per batch
+    data: dict[int, T.LabelledBatch] = {}  # labelled clean rows per batch
 
     # Warm-up: the steward's reference from rows that look sane, then the steward on the warm-up batches themselves.
     warm_frames = [scen.batch(b) for b in range(warm)]
     label_dtype = warm_frames[0][tgt].to_numpy().dtype
     features0 = pd.concat([f.drop(columns=[tgt]) for f in warm_frames], ignore_index=True)
-    s_profile = T.steward_profile(_precleaned(features0, idc), idc)
+    s_profile = steward_profile(_precleaned(features0, idc), idc)
     for b, frame in enumerate(warm_frames):
         vault.deposit(b, frame[tgt].to_numpy())
         y = vault.release(b)
-        outcome = T.steward_rows(frame.drop(columns=[tgt]), s_profile, id_column=idc)
-        data[b] = (frame.drop(columns=[tgt, idc])[outcome.clean].reset_index(drop=True), y[outcome.clean])
-    schema = _schema(data[0][0])
-
-    def fit_on(batches: list[int]) -> tuple[Any, pd.DataFrame]:
-        X = pd.concat([data[b][0] for b in batches], ignore_index=True)
-        y = np.concatenate([data[b][1] for b in batches])
-        return T.fit_model(X, y, schema=schema, seed=seed), X
-
-    expected: dict[str, Any] = {}
-    if warm >= 2:
-        probe, _ = fit_on(list(range(warm - 1)))
-        Xh, yh = data[warm - 1]
-        expected = {"accuracy": float(np.mean(T.predict(probe, Xh) == yh)), "rows": int(len(yh))}
-    model, X0 = fit_on(list(range(warm)))
-    champion = T.ModelEntry("v1", model, list(range(warm)), kind="initial", expected=expected,
-                            profile=T.drift_profile(X0, model))
-    pool: list[T.ModelEntry] = []
-    n_versions = 1
-    state = MonitoringState()
-    monitor = PerformanceMonitor()
-    records = []
-    served: dict[int, dict[str, np.ndarray]] = {}  # batch -> {version: predictions on clean rows}
-    serving_version: dict[int, str] = {}
+        outcome = steward_features(frame.drop(columns=[tgt]), s_profile, id_column=idc)
+        data[b] = T.LabelledBatch(frame.drop(columns=[tgt, idc])[outcome.clean].reset_index(drop=True),
+                                  y[outcome.clean])
+    first = T.first_champion(data, store, settings, run_key=f"{scen.name}-initial")
+    if first.status != "initial":
+        raise RuntimeError(f"no first model for {scen.name}: {first.verdict}")
+    watch = Watch()
     clean_masks: dict[int, np.ndarray] = {}
     pending_X: dict[int, pd.DataFrame] = {}
     rows, batches = [], []
@@ -303,45 +237,33 @@ def _run_agentic(scen: Scenario, policy: str, *, planner: Planner | None, monito
     counters = {"retrain_requests": 0, "gate_rejections": 0, "rollbacks": 0, "reuses": 0, "alerts": 0,
                 "steward_handoffs": 0}
 
-    def switch(new: T.ModelEntry) -> None:
-        nonlocal champion, pool
-        pool = [champion, *[e for e in pool if e.version not in (champion.version, new.version)]][:4]
-        champion = new
-        monitor.acknowledge()
-
     for i in range(warm, len(scen)):
+        champion = store.champion()
+        earlier = store.earlier()
         frame = scen.batch(i)
         vault.deposit(i, frame[tgt].to_numpy())
         features = frame.drop(columns=[tgt])
         ids = features[idc].to_numpy()
-        steward = T.steward_rows(features, s_profile, id_column=idc)
+        steward = steward_features(features, s_profile, id_column=idc)
         clean = steward.clean
         Xc = features.drop(columns=[idc])[clean].reset_index(drop=True)
-        preds = T.predict(champion.model, Xc)
+        preds = watch.score(i, Xc, ids[clean], champion, earlier)
         full = np.full(len(features), None, dtype=object)
         full[clean] = preds
         rows.append((i, ids, full))
         vault.mark_predicted(i)
-        served[i] = {champion.version: preds, **{e.version: T.predict(e.model, Xc) for e in pool}}
-        serving_version[i] = champion.version
         clean_masks[i], pending_X[i] = clean, Xc
-        monitor.add_predictions(str(i), ids[clean], preds)
 
         j = i - delay
         if j >= warm:
             y = vault.release(j)[clean_masks[j]]
-            data[j] = (pending_X.pop(j), y)
-            records.append(T.score_batch(j, serving_version[j], y, served.pop(j)))
-            monitor.add_labels(ids_of(rows, j, clean_masks[j]), y)
+            data[j] = T.LabelledBatch(pending_X.pop(j), y)
+            watch.label(j, y)
 
-        drift = T.drift_check(champion.profile, Xc, preds)
-        signals = T.build_signals(
-            batch=i, drift=drift, quality=steward.quality(),
-            performance=T.evidence_for(records, champion, monitoring), monitor_report=_short_report(monitor),
-            retraining={"kind": champion.kind, "change_point": champion.change_point,
-                        "trained_until": max(champion.trained_on) if champion.trained_on else None,
-                        "labelled_upto": j})
-        turn = T.monitoring_turn(signals, state=state, policy=monitoring, planner=active_planner,
+        drift = drift_check(champion.profile, Xc, preds)
+        signals = watch.signals(batch=i, drift=drift, quality=steward.quality(), champion=champion,
+                                labelled_upto=j, policy=monitoring)
+        turn = T.monitoring_turn(signals, state=watch.state, policy=monitoring, planner=active_planner,
                                  callbacks={"alert": alerts.append}, llm_when=llm_when)
         llm_calls += turn.llm_calls
         if turn.fallback:
@@ -361,48 +283,34 @@ def _run_agentic(scen: Scenario, policy: str, *, planner: Planner | None, monito
             "decision": decision.action, "planner": decision.planner,
             "performance": {k: signals["performance"].get(k) for k in ("latest_batch", "latest_accuracy", "z_drop",
                                                                        "drop", "change_point")},
+            "estimation": {k: v for k, v in (signals.get("estimation") or {}).items() if k != "realised_accuracy"},
         }
         if decision.rollback_to:
-            target = next((e for e in pool if e.version == decision.rollback_to), None)
-            if target is not None and target.version != champion.version:
-                switch(T.ModelEntry(target.version, target.model, target.trained_on, kind="rollback",
-                                    expected=target.expected, profile=target.profile))
+            if store.get(decision.rollback_to) is not None and decision.rollback_to != champion.version:
+                store.rollback(decision.rollback_to, reason="; ".join(decision.reasons))
+                watch.acknowledge()
                 counters["rollbacks"] += 1
                 entry["actions"].append("rolled_back")
         elif decision.retrain and j >= 0:
             counters["retrain_requests"] += 1
-            outcome = T.retrain_turn(decision.retrain, data=data, labelled_upto=j, champion=champion, pool=pool,
-                                     new_version=f"v{n_versions + 1}", window=WINDOW, seed=seed, schema=schema)
+            outcome = T.learn(decision.retrain, data, store, settings, labelled_upto=j,
+                              run_key=f"{scen.name}-{i}")
             entry["retrain"] = outcome.verdict
-            if outcome.promoted is not None:
-                if outcome.promoted.kind == "reuse":
-                    counters["reuses"] += 1
-                    entry["actions"].append("reused")
-                else:
-                    n_versions += 1
-                    entry["actions"].append("promoted")
-                switch(outcome.promoted)
+            if outcome.status == "reused":
+                counters["reuses"] += 1
+                entry["actions"].append("reused")
+                watch.acknowledge()
+            elif outcome.status == "promoted":
+                entry["actions"].append("promoted")
+                watch.acknowledge()
             else:
                 counters["gate_rejections"] += 1
                 entry["actions"].append("gate_rejected")
-        state.in_flight = False
+        watch.state.in_flight = False
         batches.append(entry)
 
     # The output records which model served each batch; the new champion serves from the next batch on.
     planner_name = "rule" if planner is None else f"llm:{getattr(getattr(planner, 'settings', None), 'model', '?')}"
     summary = {"planner": planner_name, "llm_calls": llm_calls, "llm_failures": llm_failures, **counters,
-               "final_version": champion.version}
+               "final_version": store.champion().version}
     return BacktestResult(scen.name, policy, batches, summary, _prediction_frame(rows, label_dtype), vault.log)
-
-
-def ids_of(rows: list[tuple[int, np.ndarray, np.ndarray]], batch: int, clean: np.ndarray) -> np.ndarray:
-    for b, ids, _ in reversed(rows):
-        if b == batch:
-            return np.asarray(ids)[clean]
-    raise KeyError(batch)
-
-
-def _short_report(monitor: Any) -> dict[str, Any]:
-    report = monitor.report()
-    report.pop("per_batch", None)
-    return report

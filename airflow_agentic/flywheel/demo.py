@@ -66,25 +66,141 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) ->
     raise TimeoutError(f"{url} not ready after {timeout:.0f}s")
 
 
-def stop_process(proc: subprocess.Popen | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
+def _descendants(pid: int) -> list[Any]:
     try:
-        proc.wait(30)
+        import psutil
+
+        return psutil.Process(pid).children(recursive=True)
+    except Exception:  # noqa: BLE001 - psutil missing or the process gone: the process group kill still runs
+        return []
+
+
+def _prctl() -> Any:
+    """libc's prctl, looked up in the parent (the child between fork and exec should only call it)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except Exception:  # noqa: BLE001 - best effort; the signal handlers and atexit still stop the group
+        return None
+
+
+def _child_setup(prctl: Any) -> Any:
+    """Runs in the child before exec: its own session (a process group the demo can kill as one) and, on Linux,
+    SIGTERM when the demo dies, even by SIGKILL (PR_SET_PDEATHSIG)."""
+
+    def setup() -> None:
+        os.setsid()
+        if prctl is not None:
+            prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+    return setup
+
+
+def stop_process(proc: subprocess.Popen | None, timeout: float = 30) -> None:
+    """Stop a child started by ``ProcessGroups`` and everything it started: SIGTERM to its process group (and to
+    any descendant that moved to a group of its own), SIGKILL to whatever is left after ``timeout``."""
+    if proc is None:
+        return
+    family = _descendants(proc.pid)  # taken first: once the leader is gone its children are re-parented
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    for child in family:
+        try:
+            child.terminate()
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+    deadline = time.monotonic() + timeout
+    try:
+        proc.wait(max(0.1, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # stragglers of the group, the leader included
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        import psutil
+
+        _, alive = psutil.wait_procs(family, timeout=max(0.1, deadline - time.monotonic()))
+        for child in alive:
+            child.kill()
+        psutil.wait_procs(alive, timeout=5)
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+class ProcessGroups:
+    """The demo's children, each in a process group of its own, stopped together on every way out: a normal
+    return, an exception, Ctrl-C, SIGTERM (a supervisor, ``timeout``), SIGHUP (a closed terminal) and interpreter
+    exit. A signal stops the children, then exits with ``128 + signal``."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen] = []
+        self._previous: dict[int, Any] = {}
+        self._stopping = False
+
+    def __enter__(self) -> ProcessGroups:
+        import atexit
+
+        try:
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._on_signal)
+        except ValueError:  # not the main thread: no signal handlers, atexit and __exit__ still stop the children
+            pass
+        atexit.register(self.stop_all)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        import atexit
+
+        self.stop_all()
+        atexit.unregister(self.stop_all)
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def start(self, cmd: list[str], **kwargs: Any) -> subprocess.Popen:
+        proc = subprocess.Popen(cmd, preexec_fn=_child_setup(_prctl()), **kwargs)  # noqa: PLW1509
+        self.procs.append(proc)
+        return proc
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if signum == signal.SIGINT and not self._stopping:
+            raise KeyboardInterrupt  # Ctrl-C keeps its meaning: the demo reports, then stops the servers
+        for sig in self.SIGNALS:  # a second signal must not interrupt the clean-up
+            signal.signal(sig, signal.SIG_IGN)
+        say(f"{signal.Signals(signum).name}: stopping the servers")
+        self.stop_all()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(128 + signum)  # at once: nothing of the demo may run on against stopped servers
+
+    def stop_all(self) -> None:
+        self._stopping = True
+        while self.procs:
+            stop_process(self.procs.pop())  # newest first: Airflow before the MLflow it talks to
 
 
 # ---------------------------------------------------------------------------------------------- servers
-def start_mlflow(root: Path, port: int) -> subprocess.Popen:
+def start_mlflow(groups: ProcessGroups, root: Path, port: int) -> subprocess.Popen:
     root.mkdir(parents=True, exist_ok=True)
     log = open(root / "server.log", "ab")  # noqa: SIM115 - lives as long as the process
     cmd = [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
            "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
            "--workers", "1"]
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    return groups.start(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
 def airflow_env(home: Path, dags: Path, port: int, data_root: str, extra: dict[str, str] | None = None) -> dict:
@@ -106,20 +222,20 @@ def airflow_env(home: Path, dags: Path, port: int, data_root: str, extra: dict[s
         "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-        "AGENTIC_DATA_ROOT": data_root,
-        "AGENTIC_MODEL_NAME": MODEL_NAME,
+        "AIRFLOW__AGENTIC__DATA_ROOT": data_root,
+        "AIRFLOW__AGENTIC__MODEL_NAME": MODEL_NAME,
         "GX_ANALYTICS_ENABLED": "False",
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         **(extra or {}),
     }
 
 
-def start_airflow(home: Path, env: dict[str, str]) -> subprocess.Popen:
+def start_airflow(groups: ProcessGroups, home: Path, env: dict[str, str]) -> subprocess.Popen:
     home.mkdir(parents=True, exist_ok=True)
     log = open(home / "standalone.log", "ab")  # noqa: SIM115
-    return subprocess.Popen([str(BIN / "airflow"), "standalone"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return groups.start([str(BIN / "airflow"), "standalone"], env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 class AirflowAPI:
@@ -210,23 +326,26 @@ def data_paths(data_root: str) -> dict[str, Path]:
             "reference": root / "reference" / "profile.npz", "profiles": root / "profiles"}
 
 
-def bootstrap(data_root: str, tracking_uri: str, *, seed: int = 0, n_trials: int = 4) -> dict[str, Any]:
-    """The steward's reference profile and the first champion, trained on a generated stable batch."""
+def bootstrap(data_root: str, tracking_uri: str, *, seed: int = 0, warmup: int = 2) -> dict[str, Any]:
+    """The steward's reference profile and the first champion, trained on generated stable batches through the
+    flywheel's own first turn (``flywheel.turn.first_champion``) into the MLflow registry."""
     from airflow_agentic.drift.profile import ReferenceProfile
-    from airflow_agentic.flywheel.continuous import continuous_turn
+    from airflow_agentic.flywheel.store import MlflowStore
     from airflow_agentic.flywheel.streams import ID_COLUMN, TARGET, make_batch
+    from airflow_agentic.flywheel.turn import LabelledBatch, first_champion
 
     paths = data_paths(data_root)
     for key in ("landing", "reports", "profiles"):
         paths[key].mkdir(parents=True, exist_ok=True)
     paths["reference"].parent.mkdir(parents=True, exist_ok=True)
-    first = make_batch("stable", seed=seed)
-    ReferenceProfile.from_frame(first, exclude=[ID_COLUMN], sample_rows=0).save(str(paths["reference"]))
-    turn = continuous_turn(first, target=TARGET, model_name=MODEL_NAME, experiment_name=MODEL_NAME,
-                           id_column=ID_COLUMN, families=["logistic_regression"], n_trials=n_trials,
-                           tracking_uri=tracking_uri, profile_dir=f"file://{paths['profiles']}",
-                           data_location="generated:stable", seed=seed)
-    if turn.status != "promoted":
+    frames = [make_batch("stable", seed=seed + 1000 * k, start_id=10_000_000 + 100_000 * k) for k in range(warmup)]
+    ReferenceProfile.from_frame(frames[0], exclude=[ID_COLUMN], sample_rows=0).save(str(paths["reference"]))
+    # Negative numbers: the warm-up batches come before the first landed batch (0001).
+    batches = {k - warmup: LabelledBatch.from_frame(f, target=TARGET, id_column=ID_COLUMN)
+               for k, f in enumerate(frames)}
+    store = MlflowStore(MODEL_NAME, tracking_uri, profile_dir=f"file://{paths['profiles']}")
+    turn = first_champion(batches, store, run_key=f"{MODEL_NAME}-first-version", lineage={"data": "generated:stable"})
+    if turn.status != "initial":
         raise RuntimeError(f"the first champion was not promoted: {turn.to_dict()}")
     return turn.to_dict()
 
@@ -291,7 +410,7 @@ def monitoring_decision(api: AirflowAPI, run_count: int, timeout: float = 240) -
     if state != "success":
         raise RuntimeError(f"agentic_monitoring run {run['dag_run_id']} ended {state}")
     decision = api.xcom("agentic_monitoring", run["dag_run_id"], "monitor") or {}
-    accuracy = api.xcom("agentic_monitoring", run["dag_run_id"], "score", "accuracy")
+    accuracy = api.xcom("agentic_monitoring", run["dag_run_id"], "monitor", "accuracy")
     return decision, {"accuracy": accuracy}
 
 
@@ -332,11 +451,9 @@ def run_flywheel(api: AirflowAPI, home: Path, data_root: str, tracking_uri: str,
     run = runs[retraining_runs]
     state = api.wait_run("agentic_retraining", run["dag_run_id"], timeout)
     turn = api.xcom("agentic_retraining", run["dag_run_id"], "continuous_learning") if state == "success" else {}
-    collected = api.xcom("agentic_retraining", run["dag_run_id"], "collect", "drift_event") if state == "success" \
-        else {}
-    result.retraining = {"run_id": run["dag_run_id"], "state": state, "drift_event": collected,
+    result.retraining = {"run_id": run["dag_run_id"], "state": state, "request": (turn or {}).get("request"),
                          "status": (turn or {}).get("status"), "steps": [
-                             {k: s.get(k) for k in ("agent", "action", "reason", "seconds")}
+                             {"agent": s.get("agent"), "action": s.get("tool"), "reason": s.get("rationale")}
                              for s in (turn or {}).get("steps", [])]}
     now = aliases(tracking_uri)
     result.new_champion, result.previous = now.get("champion"), now.get("previous")
@@ -353,11 +470,11 @@ def report(result: DemoResult, *, airflow_url: str, mlflow_url: str, password: s
             + (f" ({'; '.join(d['reasons'] or [])[:140]})" if d["action"] != "ignore" else ""))
     r = result.retraining
     if r:
-        event = r.get("drift_event") or {}
-        say(f"drift events: {event.get('events')} event(s) with {event.get('reports')} report(s) "
-            f"{event.get('files')} -> agentic_retraining {r['run_id']}: {r['state']}, turn {r.get('status')}")
+        request = r.get("request") or {}
+        say(f"drift event -> agentic_retraining {r['run_id']}: {r['state']}, {request.get('kind')} turn since batch "
+            f"{request.get('since_batch')}: {r.get('status')}")
         for s in r.get("steps", []):
-            say(f"    {s['agent']:<12} {s['action']:<16} {str(s['reason'])[:100]} ({s['seconds']}s)")
+            say(f"    {s['agent']:<12} {s['action']:<16} {str(s['reason'])[:110]}")
     say(f"champion now: v{result.new_champion}, previous: v{result.previous}")
     if result.drift_to_champion_seconds is not None:
         say(f"drifted batch landed -> new champion serving: {result.drift_to_champion_seconds} s "
@@ -371,7 +488,9 @@ def quiet_libraries() -> None:
     """The trial-by-trial chatter of Optuna and MLflow would bury what the demo prints."""
     import logging
 
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one progress bar per model load
+    from airflow_agentic.hooks.mlflow import quiet_mlflow
+
+    quiet_mlflow()  # no progress bar per model load, no "View run" line per run
     for name in ("mlflow", "optuna", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
     try:
@@ -402,22 +521,26 @@ def run_demo(*, once: bool = False, port: int = 8080, mlflow_port: int = 0, root
     home, data_root = root / "airflow-home", f"file://{root / 'data'}"
     mlflow_url, airflow_url = f"http://127.0.0.1:{mlflow_port}", f"http://127.0.0.1:{port}"
     (home / "agentic").mkdir(parents=True, exist_ok=True)
-    (home / "agentic" / "mlflow_uri").write_text(mlflow_url)
-    procs: list[subprocess.Popen] = []
+    with ProcessGroups() as groups:
+        return _run_demo(groups, once=once, root=root, home=home, dags=dags, data_root=data_root,
+                         port=port, mlflow_port=mlflow_port, mlflow_url=mlflow_url, airflow_url=airflow_url)
+
+
+def _run_demo(groups: ProcessGroups, *, once: bool, root: Path, home: Path, dags: Path, data_root: str, port: int,
+              mlflow_port: int, mlflow_url: str, airflow_url: str) -> int:
+    procs = groups.procs
     result = DemoResult()
     try:
         say(f"starting MLflow on {mlflow_url} and airflow standalone on {airflow_url} in {root}")
-        mlflow_proc = start_mlflow(root / "mlflow", mlflow_port)
-        procs.append(mlflow_proc)
-        env = airflow_env(home, dags, port, data_root, {"MLFLOW_TRACKING_URI": mlflow_url})
-        procs.append(start_airflow(home, env))
+        mlflow_proc = start_mlflow(groups, root / "mlflow", mlflow_port)
+        env = airflow_env(home, dags, port, data_root, {"AIRFLOW__AGENTIC__MLFLOW_TRACKING_URI": mlflow_url})
+        airflow_proc = start_airflow(groups, home, env)
         wait_http(f"{mlflow_url}/health", 180, mlflow_proc)
         say("MLflow is up; training the first champion on a stable batch")
-        os.environ["MLFLOW_TRACKING_URI"] = mlflow_url
         quiet_libraries()
         first = bootstrap(data_root, mlflow_url)
         say(f"first champion: v{first['champion_after']} ({first['seconds']} s)")
-        wait_http(f"{airflow_url}/api/v2/monitor/health", 240, procs[1])
+        wait_http(f"{airflow_url}/api/v2/monitor/health", 240, airflow_proc)
         say("Airflow is up")
         api = AirflowAPI(airflow_url, home)
         result = run_flywheel(api, home, data_root, mlflow_url)
@@ -435,12 +558,11 @@ def run_demo(*, once: bool = False, port: int = 8080, mlflow_port: int = 0, root
     try:
         if not once and result.error != "interrupted":
             say("servers stay up; Ctrl-C stops them")
-            while all(p.poll() is None for p in procs):
+            while procs and all(p.poll() is None for p in procs):
                 time.sleep(1)
     except KeyboardInterrupt:
         pass
     finally:
         say("stopping the servers")
-        for proc in reversed(procs):
-            stop_process(proc)
+        groups.stop_all()
     return 0 if result.ok else 1

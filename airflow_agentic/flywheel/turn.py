@@ -1,6 +1,11 @@
-"""One turn of the flywheel, piece by piece: steward a batch, predict, score delayed labels, check drift, let the
-monitoring agent decide, retrain behind a gate. The backtest calls these in-process; the Airflow operators call
-the same functions from their tasks, so the two cannot drift apart.
+"""The flywheel's one turn, piece by piece: the monitoring agent's decision on a batch's evidence
+(``flywheel.monitor`` gathers it, ``data.pipeline.steward_features`` stewards the batch first), and continuous
+learning (annotate -> train -> gate -> promote) through a :class:`ModelStore`.
+
+The backtest calls these in-process with a :class:`~airflow_agentic.flywheel.store.MemoryStore` (or an MLflow
+registry); ``ContinuousLearningOperator``, the monitoring DAG and the demo call the same functions with an
+:class:`~airflow_agentic.flywheel.store.MlflowStore`. Only storage differs, so the backtest's numbers describe the
+DAGs.
 
 Nothing heavy at import: pandas, sklearn and the models/data packages load inside the functions that use them.
 """
@@ -9,20 +14,14 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+import time
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from airflow_agentic.agents.monitoring import (
-    BatchPerformance,
-    MonitoringAgent,
-    MonitoringDecision,
-    MonitoringPolicy,
-    MonitoringState,
-    build_signals,
-    performance_evidence,
-)
+from airflow_agentic.agents.monitoring import MonitoringAgent, MonitoringDecision, MonitoringPolicy, MonitoringState
+from airflow_agentic.flywheel.store import ModelEntry, ModelStore
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,25 +31,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Fixed histogram gradient boosting parameters (as in the reference baselines): a retrain takes well under a second.
+# Written by LabelStudioAnnotationSensor next to each label (given | auto | human); the first one is the source.
+PROVENANCE_COLUMNS = ("label_source", "label_annotator", "label_confidence")
+# Histogram gradient boosting with fixed parameters (as in the reference baselines): a fit takes well under a second.
 DEFAULT_FAMILY = "hist_gradient_boosting"
 DEFAULT_PARAMS: dict[str, Any] = {"max_iter": 100, "learning_rate": 0.1, "max_leaf_nodes": 31, "min_samples_leaf": 20}
 
 
 # ---------------------------------------------------------------------------------------------- models
-def fit_model(X: pd.DataFrame, y: Any, *, family: str = DEFAULT_FAMILY, params: dict[str, Any] | None = None,
-              schema: Any = None, seed: int = 0) -> Any:
-    """Fit one model of ``family`` with fixed ``params`` through the models package (sklearn directly without it)."""
-    params = {**DEFAULT_PARAMS, **(params or {})} if family == DEFAULT_FAMILY else dict(params or {})
-    try:
-        from airflow_agentic.models.families import get_family
-    except ImportError:  # the models package is optional for this function
-        from sklearn.ensemble import HistGradientBoostingClassifier
-
-        return HistGradientBoostingClassifier(random_state=seed, **params).fit(X, y)
-    return get_family(family, random_state=seed).fit(X, y, params, schema)
-
-
 def single_threaded() -> Any:
     """One native thread for everything inside: small fits and 1,000-row predicts are many times slower when
     OpenMP threads spin on a busy machine. The libraries are loaded first (threadpoolctl only limits loaded ones)."""
@@ -66,116 +54,11 @@ def predict(model: Any, X: pd.DataFrame) -> np.ndarray:
     return np.asarray(model.predict(X))
 
 
-@dataclass
-class ModelEntry:
-    """A model the flywheel can serve: its version, what it was trained on and what it is expected to score."""
-
-    version: str
-    model: Any
-    trained_on: list[int]
-    kind: str = "initial"  # initial | drift | refit | window | reuse | rollback
-    change_point: int | None = None
-    fast: bool = False  # trained on little post-change data: a refit is due once a full window exists
-    expected: dict[str, Any] = field(default_factory=dict)  # {"accuracy", "rows"} on held-out data
-    replaced: str | None = None  # version this one took over from (the rollback target)
-    profile: ReferenceProfile | None = None
-
-    def describe(self) -> dict[str, Any]:
-        return {"version": self.version, "trained_on": [min(self.trained_on), max(self.trained_on)]
-                if self.trained_on else [], "kind": self.kind, "change_point": self.change_point,
-                "fast": self.fast, "expected": self.expected, "replaced": self.replaced}
-
-
 def drift_profile(X: pd.DataFrame, model: Any) -> ReferenceProfile:
+    """A version's drift reference: its training features and its own outputs on them (for prediction drift)."""
     from airflow_agentic.drift.profile import ReferenceProfile
 
     return ReferenceProfile.from_frame(X, predictions=predict(model, X), sample_rows=0)
-
-
-# ---------------------------------------------------------------------------------------------- steward
-@dataclass
-class StewardOutcome:
-    clean: np.ndarray  # bool per input row
-    by_reason: dict[str, int]
-    schema_broken: bool = False
-    findings: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def quarantined(self) -> int:
-        return int((~self.clean).sum())
-
-    def quality(self) -> dict[str, Any]:
-        rows = len(self.clean)
-        return {"rows": rows, "quarantined": self.quarantined,
-                "quarantined_share": self.quarantined / rows if rows else 0.0, "by_reason": self.by_reason,
-                "schema_broken": self.schema_broken}
-
-
-def steward_profile(features: pd.DataFrame, id_column: str | None) -> ReferenceProfile:
-    from airflow_agentic.drift.profile import ReferenceProfile
-
-    exclude = [id_column] if id_column and id_column in features.columns else []
-    return ReferenceProfile.from_frame(features, exclude=exclude, sample_rows=0)
-
-
-def steward_config(id_column: str | None) -> Any:
-    from airflow_agentic.data.findings import StewardConfig
-
-    # Corruption here means nulls, sentinels and duplicates. Out-of-range is only flagged far outside the reference
-    # range, because a covariate shift moves clean rows there and a clean row must never be quarantined.
-    return StewardConfig(id_column=id_column, range_tolerance=3.0, drift=False)
-
-
-def steward_rows(features: pd.DataFrame, profile: ReferenceProfile, *, id_column: str | None = None,
-                 config: Any = None, planner: Planner | None = None) -> StewardOutcome:
-    """The Data Steward agent on one batch (features only: labels are not known yet), through the agent loop with
-    its rule policy (or ``planner``). Returns which rows are clean; nothing is deleted. Without the data package
-    every row is clean."""
-    try:
-        from airflow_agentic.agents.steward import steward_with_agent
-        from airflow_agentic.data.findings import inspect_batch
-        from airflow_agentic.data.steward import BatchState
-    except ImportError:
-        return StewardOutcome(np.ones(len(features), dtype=bool), {})
-    config = config or steward_config(id_column)
-    state = BatchState.from_frame(features, profile, config)
-    state.findings = inspect_batch(state.frame, profile, config, with_drift=False)
-    agent, run = steward_with_agent(state, planner=planner)
-    if run.status == "failed":
-        return StewardOutcome(np.zeros(len(features), dtype=bool), {"schema_broken": len(features)},
-                              schema_broken=True, findings={"stop_reason": agent.stop_reason
-                                                            or run.result.get("stop_reason")})
-    counts = state.counts()
-    return StewardOutcome(np.asarray(state.clean, dtype=bool), counts["by_reason"],
-                          findings=state.findings.summary())
-
-
-# ---------------------------------------------------------------------------------------------- scoring
-def score_batch(batch: int, version: str, labels: np.ndarray, predictions: dict[str, np.ndarray]) -> BatchPerformance:
-    """Score the serving model's predictions and every shadow model's on the same clean labelled rows."""
-    labels = np.asarray(labels)
-    right = {v: np.asarray(p) == labels for v, p in predictions.items()}
-    own = right[version]
-    shadow = {}
-    for v, r in right.items():
-        if v == version:
-            continue
-        shadow[v] = {"correct": int(r.sum()), "only_self": int((own & ~r).sum()), "only_other": int((r & ~own).sum())}
-    return BatchPerformance(batch=batch, version=version, rows=int(len(labels)), correct=int(own.sum()), shadow=shadow)
-
-
-def drift_check(profile: ReferenceProfile | None, features: pd.DataFrame, predictions: np.ndarray) -> dict[str, Any]:
-    """The drift report of a (clean) batch against the champion's training profile, as a dict."""
-    if profile is None or len(features) == 0:
-        return {"detected": False, "score": 0.0}
-    from airflow_agentic.drift.detectors import detect_drift
-
-    try:
-        report = detect_drift(profile, features, prediction=predictions)
-    except Exception as exc:  # noqa: BLE001 - drift is advisory: a failing test must not stop the flywheel
-        log.warning("drift check failed: %s", exc)
-        return {"detected": False, "score": 0.0, "error": str(exc)}
-    return report.to_dict()
 
 
 # ---------------------------------------------------------------------------------------------- monitoring
@@ -218,11 +101,142 @@ def monitoring_turn(signals: dict[str, Any], *, state: MonitoringState, policy: 
                           fallback=run.fallback_reason, steps=[s.compact() for s in run.steps])
 
 
-# ---------------------------------------------------------------------------------------------- retraining
+# ---------------------------------------------------------------------------------------------- continuous learning
 @dataclass
-class RetrainOutcome:
-    promoted: ModelEntry | None
-    verdict: dict[str, Any]
+class TurnSettings:
+    """The knobs of a continuous-learning turn; the DAGs, the demo and the backtest use the same defaults.
+
+    :param window: batches of a "last window" candidate, and the longest stretch since a change point trained on.
+    :param family: model family of new versions; None keeps the champion's (``hist_gradient_boosting`` at first).
+    :param params: the family's parameters; None keeps the champion's (the family defaults at first).
+    :param min_gain: accuracy a challenger must gain over the champion on the held-out rows ...
+    :param min_z: ... with this paired McNemar z on the same rows, so a lucky holdout promotes nothing.
+    :param refit_min_gain: / ``refit_min_z``: the same for a refit of the current concept on a fuller window.
+    :param min_rows: fewer labelled training rows than this: no candidate.
+    :param auto_label_threshold: the champion labels an unlabelled row when its top probability reaches this.
+    :param rare_share: grow classes below this share of the largest one with synthetic (SMOTE) rows. Off by
+        default: synthetic rows move the class priors a model learns, which costs accuracy when the priors really
+        changed; turn it on when recall of a rare class is the goal.
+    """
+
+    window: int = 5
+    family: str | None = None
+    params: dict[str, Any] | None = None
+    min_gain: float = 0.005
+    min_z: float = 2.0
+    refit_min_gain: float = 0.003
+    refit_min_z: float = 1.0
+    min_rows: int = 50
+    auto_label_threshold: float = 0.9
+    rare_share: float | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.window < 1:
+            raise ValueError(f"window must be >= 1, not {self.window}")
+        if not 0.5 <= self.auto_label_threshold <= 1.0:
+            raise ValueError(f"auto_label_threshold must be in [0.5, 1], not {self.auto_label_threshold}")
+        if self.rare_share is not None and not 0.0 < self.rare_share < 1.0:
+            raise ValueError(f"rare_share must be in (0, 1) or None, not {self.rare_share}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> TurnSettings:
+        data = dict(data or {})
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"unknown turn settings {unknown}; known: {sorted(cls.__dataclass_fields__)}")
+        return cls(**data)
+
+
+@dataclass
+class LabelledBatch:
+    """The clean rows of one batch: features, labels (missing where nobody labelled the row yet) and where each
+    label came from (``given``, ``human``, ``auto``). Only given and human labels ever judge a model."""
+
+    X: pd.DataFrame
+    y: np.ndarray
+    source: np.ndarray | None = None
+
+    @property
+    def labelled(self) -> np.ndarray:
+        import pandas as pd
+
+        return ~pd.isna(self.y)
+
+    @property
+    def judged(self) -> np.ndarray:
+        """Rows whose label may judge a model: labelled, and not labelled by a model."""
+        if self.source is None:
+            return self.labelled
+        return self.labelled & (np.asarray(self.source, dtype=object) != "auto")
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, *, target: str, id_column: str | None = None) -> LabelledBatch:
+        """A clean batch as the Data Steward or the annotation sensor wrote it: features, ``target`` (missing where
+        unlabelled) and, from the sensor, the provenance columns (``label_source`` ...), which are no features."""
+        if target not in frame.columns:
+            raise ValueError(f"label column {target!r} is not in the batch (columns: {list(frame.columns)[:30]})")
+        provenance = [c for c in PROVENANCE_COLUMNS if c in frame.columns]
+        source = frame[provenance[0]].to_numpy(dtype=object) if provenance else None
+        drop = [target, *provenance, *([id_column] if id_column and id_column in frame.columns else [])]
+        y = frame[target].to_numpy()
+        if y.dtype.kind == "f" and np.all(np.isnan(y) | (np.mod(np.nan_to_num(y), 1) == 0)):
+            # Integer class labels come back as floats when some are missing: keep them comparable to predictions.
+            y = np.array([None if np.isnan(v) else int(v) for v in y], dtype=object)
+        return cls(frame.drop(columns=drop).reset_index(drop=True), y, source)
+
+    def rows(self, mask: np.ndarray | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+        keep = self.labelled if mask is None else (mask & self.labelled)
+        return self.X[keep].reset_index(drop=True), _as_labels(np.asarray(self.y)[keep])
+
+
+@dataclass
+class TurnResult:
+    """What one turn did and why. ``status``: promoted | reused | rejected | no_data (see ``verdict``)."""
+
+    status: str
+    request: dict[str, Any] = field(default_factory=dict)
+    champion_before: str | None = None
+    champion_after: str | None = None
+    candidate: str | None = None
+    verdict: dict[str, Any] = field(default_factory=dict)
+    promotion: dict[str, Any] | None = None
+    entry: dict[str, Any] | None = None
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def promoted(self) -> bool:
+        return self.status in ("promoted", "reused", "initial")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "promoted": self.promoted}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TurnResult:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+class _Trace:
+    """The turn's steps as the agents' own trace records (one trace type for the turn, the agents and the UI)."""
+
+    def __init__(self) -> None:
+        self.steps: list[dict[str, Any]] = []
+        self._started = time.perf_counter()
+
+    def add(self, agent: str, tool: str, rationale: str, **result: Any) -> None:
+        from airflow_agentic.agents.trace import TraceStep
+
+        now = time.perf_counter()
+        step = TraceStep(step=len(self.steps) + 1, agent=agent, planner="rule", tool=tool, rationale=rationale,
+                         verdict="allowed", status="ok", result=result,
+                         latency_ms=round((now - self._started) * 1000, 1))
+        self._started = now
+        log.info("%s", step.line())
+        self.steps.append(step.to_dict())
 
 
 def _mcnemar(champion_right: np.ndarray, challenger_right: np.ndarray) -> float:
@@ -232,132 +246,336 @@ def _mcnemar(champion_right: np.ndarray, challenger_right: np.ndarray) -> float:
 
 
 def gate(challenger: Any, champion: Any, X: pd.DataFrame, y: np.ndarray, *, min_gain: float, min_z: float,
-         challenger_right: np.ndarray, champion_right: np.ndarray) -> dict[str, Any]:
-    """The deployment gate on held-out labelled rows: the models package's gate (accuracy, class-collapse checks)
-    when it is there, and a paired McNemar test so that a lucky holdout does not promote a model."""
+         challenger_right: np.ndarray, champion_right: np.ndarray, min_rows: int = 50) -> dict[str, Any]:
+    """The deployment gate on held-out labelled rows: a paired McNemar test on the same rows (so that a lucky holdout
+    does not promote a model), then the models package's checks (class collapse, enough rows)."""
+    from airflow_agentic.models.gate import GatePolicy, evaluate_gate
+
     z = _mcnemar(champion_right, challenger_right)
     gain = float(challenger_right.mean() - champion_right.mean())
-    verdict: dict[str, Any] = {"rows": int(len(y)), "challenger_accuracy": round(float(challenger_right.mean()), 4),
+    verdict: dict[str, Any] = {"rows": int(len(challenger_right)),
+                               "challenger_accuracy": round(float(challenger_right.mean()), 4),
                                "champion_accuracy": round(float(champion_right.mean()), 4),
                                "gain": round(gain, 4), "mcnemar_z": round(z, 3)}
     passed = gain >= min_gain and z >= min_z
     reasons = [f"gain {gain:.4f} (min {min_gain}), McNemar z {z:.2f} (min {min_z})"]
-    try:
-        from airflow_agentic.models.gate import GatePolicy, evaluate_gate
-    except ImportError:
-        evaluate_gate = None  # type: ignore[assignment]
-    if evaluate_gate is not None and passed:
-        models_verdict = evaluate_gate(challenger, champion, X, y, policy=GatePolicy(
-            metric="accuracy", margin=min_gain, max_latency_ratio=None, require_signature_match=False, min_rows=50))
-        passed = passed and models_verdict.passed
-        reasons.extend(models_verdict.reasons)
+    if passed:
+        checks = evaluate_gate(challenger, champion, X, y, policy=GatePolicy(
+            metric="accuracy", margin=min_gain, max_latency_ratio=None, require_signature_match=False,
+            min_rows=min_rows))
+        passed = checks.passed
+        reasons.extend(checks.reasons)
     verdict.update(passed=bool(passed), reasons=reasons)
     return verdict
 
 
-def retrain_turn(request: dict[str, Any], *, data: dict[int, tuple[pd.DataFrame, np.ndarray]], labelled_upto: int,
-                 champion: ModelEntry, pool: list[ModelEntry], new_version: str, window: int = 5,
-                 min_gain: float = 0.005, min_z: float = 2.0, refit_min_z: float = 1.0, seed: int = 0,
-                 schema: Any = None, fit: Callable[..., Any] = fit_model) -> RetrainOutcome:
-    """Continuous learning for one request: candidates trained on data since the change point, on the last window,
-    and earlier champions (a recurring concept); the best on held-out recent rows must beat the champion at the
-    gate. Fresh winners are then refit on all their rows, holdout included."""
+def _family_and_params(settings: TurnSettings, champion: ModelEntry | None) -> tuple[str, dict[str, Any]]:
+    family = settings.family or (champion.family if champion is not None and champion.family else None) \
+        or DEFAULT_FAMILY
+    if settings.params is not None:
+        return family, dict(settings.params)
+    if champion is not None and champion.family == family and champion.params:
+        return family, dict(champion.params)
+    return family, dict(DEFAULT_PARAMS) if family == DEFAULT_FAMILY else {}
+
+
+def fit(X: pd.DataFrame, y: np.ndarray, family: str, params: dict[str, Any], seed: int = 0) -> Any:
+    """One model of ``family`` with ``params`` (the family's defaults fill the rest)."""
+    from airflow_agentic.models.dataset import infer_schema
+    from airflow_agentic.models.families import get_family
+
+    return get_family(family, random_state=seed).fit(X, y, params, infer_schema(X))
+
+
+def _annotate(batches: dict[int, LabelledBatch], use: list[int], champion: ModelEntry | None,
+              settings: TurnSettings, trace: _Trace) -> tuple[dict[int, LabelledBatch], pd.DataFrame | None]:
+    """The Annotation & Synthesis agent on the rows the turn trains on: the champion labels the unlabelled rows it is
+    sure of, rare classes get synthetic rows (when ``rare_share`` is set), the rest waits for a person."""
     import pandas as pd
 
-    j = labelled_upto
+    from airflow_agentic.agents.annotation import LABEL_SOURCE_COLUMN, AnnotationAgent
+    from airflow_agentic.agents.loop import AgentLoop
+    from airflow_agentic.data.synthesis import SYNTHETIC_COLUMN
+
+    unlabelled = sum(int((~batches[b].labelled).sum()) for b in use)
+    if not unlabelled and settings.rare_share is None:
+        trace.add("annotation", "skip", "every row the turn trains on has a label; synthesis is off")
+        return batches, None
+    frames = []
+    for b in use:
+        frame = batches[b].X.copy()
+        frame["__label__"] = batches[b].y
+        frame["__row__"] = [f"{b}:{i}" for i in range(len(frame))]
+        source = batches[b].source
+        frame[LABEL_SOURCE_COLUMN] = source if source is not None else \
+            np.where(batches[b].labelled, "given", None)
+        frames.append(frame)
+    agent = AnnotationAgent(pd.concat(frames, ignore_index=True), target="__label__",
+                            champion=champion.model if champion is not None and
+                            hasattr(champion.model, "predict_proba") else None,
+                            id_column="__row__", threshold=settings.auto_label_threshold,
+                            rare_share=settings.rare_share or 0.0, seed=settings.seed)
+    run = AgentLoop(agent, budget={"max_steps": 8}).run()
+    if run.status != "finished":
+        raise RuntimeError(f"annotation agent ended {run.status}: {run.result}")
+    pool = agent.pool
+    out = dict(batches)
+    real = pool[pool["__row__"].notna()]
+    for b in use:
+        part = real[real["__row__"].str.startswith(f"{b}:")]
+        out[b] = LabelledBatch(batches[b].X, part["__label__"].to_numpy(dtype=object),
+                               part[LABEL_SOURCE_COLUMN].to_numpy(dtype=object))
+    synthetic = None
+    if SYNTHETIC_COLUMN in pool.columns and pool[SYNTHETIC_COLUMN].any():
+        synthetic = pool[pool[SYNTHETIC_COLUMN]].drop(columns=["__row__", LABEL_SOURCE_COLUMN, SYNTHETIC_COLUMN])
+    acted = [s.tool for s in run.steps if s.tool != "finish" and s.status == "ok"]
+    trace.add("annotation", "+".join(acted) or "skip", "; ".join(s.rationale for s in run.steps if s.rationale),
+              **agent.result())
+    return out, synthetic
+
+
+def _as_labels(y: np.ndarray) -> np.ndarray:
+    """Labels in their natural dtype: a column with missing labels, or a pool mixing automatic labels and given ones,
+    comes back as objects, and a model trained on objects would predict objects."""
+    import pandas as pd
+
+    y = np.asarray(y)
+    return pd.Series(y).infer_objects().to_numpy() if y.dtype == object else y
+
+
+def first_champion(batches: dict[int, LabelledBatch], store: ModelStore, settings: TurnSettings | None = None, *,
+                   run_key: str | None = None, lineage: dict[str, str] | None = None) -> TurnResult:
+    """The first version, trained on the warm-up batches and promoted without a gate (there is nothing to beat).
+    Its expected accuracy is measured on the last batch by a model fitted on the others."""
+    began = time.perf_counter()
+    settings = settings or TurnSettings()
+    trace = _Trace()
+    order = sorted(b for b in batches if batches[b].labelled.any())
+    if not order:
+        return TurnResult("no_data", verdict={"passed": False, "reasons": ["no labelled rows to train on"]})
+    family, params = _family_and_params(settings, None)
+    expected: dict[str, Any] = {}
+    calibration = None
+    if len(order) >= 2:
+        Xp, yp = _concat([batches[b].rows() for b in order[:-1]])
+        Xh, yh = batches[order[-1]].rows(batches[order[-1]].judged)
+        if len(yh) and len(np.unique(yp)) >= 2:
+            probe = fit(Xp, yp, family, params, settings.seed)
+            expected = {"accuracy": float(np.mean(predict(probe, Xh) == yh)), "rows": int(len(yh))}
+            # The probe's held-out probabilities calibrate the final fit (same family, a batch more data).
+            calibration = calibrate(probe, Xh, yh)
+    X, y = _concat([batches[b].rows() for b in order])
+    model = fit(X, y, family, params, settings.seed)
+    expected["priors"] = priors(y)
+    entry = ModelEntry("", model, trained_on=order, kind="initial", expected=expected, family=family,
+                       params=params, profile=drift_profile(X, model), calibration=calibration)
+    entry = store.register(entry, features=X, run_key=run_key, lineage=lineage)
+    trace.add("training", "train_first_version", f"{family} on batches {order[0]}..{order[-1]} ({len(y)} rows)",
+              version=entry.version, family=family, expected=expected)
+    promotion = store.promote(entry, reason="first version")
+    trace.add("deployment", "promote", "no champion yet: the first version serves", champion=entry.version)
+    return TurnResult("initial", champion_after=entry.version, candidate="initial", promotion=promotion,
+                      entry=entry.describe(), steps=trace.steps, seconds=round(time.perf_counter() - began, 3))
+
+
+def calibrate(model: Any, X: pd.DataFrame, y: np.ndarray, proba: np.ndarray | None = None) -> dict[str, Any] | None:
+    """The calibration of ``model``'s probabilities on held-out labelled rows (``drift.estimation``), so that the
+    monitoring step can estimate its accuracy and the batch's class priors before labels arrive. ``proba``: the
+    held-out probabilities when they came from other fits (cross-fitting). None when it cannot be fitted (no
+    probabilities, one class): estimation is an extra signal, never a reason to fail a turn."""
+    from airflow_agentic.drift.estimation import fit_calibration
+
+    classes = getattr(model, "classes_", None)
+    if classes is None or not hasattr(model, "predict_proba") or len(y) < 50:
+        return None
+    try:
+        proba = np.asarray(model.predict_proba(X)) if proba is None else proba
+        return fit_calibration(proba, y, list(classes)).to_dict()
+    except ValueError as exc:
+        log.warning("no calibration for performance estimation: %s", exc)
+        return None
+
+
+def priors(y: np.ndarray) -> dict[str, float]:
+    """Class shares of training labels, keyed as the monitoring records key their label counts."""
+    from airflow_agentic.flywheel.monitor import class_counts
+
+    counts = class_counts(y)
+    total = sum(counts.values()) or 1
+    return {c: round(n / total, 6) for c, n in counts.items()}
+
+
+def _concat(parts: list[tuple[pd.DataFrame, np.ndarray]]) -> tuple[pd.DataFrame, np.ndarray]:
+    import pandas as pd
+
+    X = pd.concat([p[0] for p in parts], ignore_index=True)
+    y = _as_labels(np.concatenate([np.asarray(p[1], dtype=object) for p in parts]))
+    return X, y
+
+
+def learn(request: dict[str, Any], batches: dict[int, LabelledBatch], store: ModelStore,
+          settings: TurnSettings | None = None, *, labelled_upto: int | None = None, run_key: str | None = None,
+          lineage: dict[str, str] | None = None) -> TurnResult:
+    """One continuous-learning turn: annotate -> train candidates -> gate -> register and promote, or keep the
+    champion. The same function serves ``ContinuousLearningOperator`` (MLflow registry), the demo and the backtest.
+
+    Candidates: a model on the data since the change point (``request["since_batch"]``), one on the last window,
+    and the earlier champions (a recurring concept). The best on held-out recent rows must beat the champion at the
+    gate; a fresh winner is then refit on all its rows, holdout included, and registered.
+
+    :param request: the monitoring agent's retraining request: ``kind`` (``drift`` after a performance drop,
+        ``refit`` when a full window of post-change data exists) and ``since_batch`` (the estimated change point).
+    :param batches: the clean rows of the labelled batches by batch number (at least the last ``2 * window``).
+    :param labelled_upto: the newest batch whose labels may be used (default: the newest in ``batches``).
+    :param run_key: a stable key of this turn (e.g. ``dag.task.run``): a retry registers no second version.
+    """
+    began = time.perf_counter()
+    settings = settings or TurnSettings()
+    trace = _Trace()
+    champion = store.champion()
+    if champion is None:
+        return first_champion(batches, store, settings, run_key=run_key, lineage=lineage)
+    window = settings.window
+    j = max(batches) if labelled_upto is None else int(labelled_upto)
     kind = request.get("kind", "drift")
+    if kind not in ("drift", "refit"):
+        raise ValueError(f"request kind must be 'drift' or 'refit', not {kind!r}")
     since = request.get("since_batch")
     since = j if since is None else int(min(max(int(since), j - 2 * window + 1), j))
-    available = [b for b in range(since, j + 1) if b in data and len(data[b][1])]
-    if j not in data or not len(data[j][1]):
-        return RetrainOutcome(None, {"passed": False, "reasons": [f"no labelled clean rows in batch {j}"]})
+    result = TurnResult("rejected", request=dict(request), champion_before=champion.version,
+                        champion_after=champion.version)
+
+    def finish(status: str, reasons: list[str] | None = None) -> TurnResult:
+        if reasons is not None:
+            result.verdict = {"passed": False, "reasons": reasons}
+        result.status = status
+        result.steps = trace.steps
+        result.seconds = round(time.perf_counter() - began, 3)
+        return result
+
+    if j not in batches or not batches[j].judged.any():
+        trace.add("continuous_learning", "stop", f"no labelled clean rows in batch {j}")
+        return finish("no_data", [f"no labelled clean rows in batch {j}"])
+    use = sorted(b for b in batches if min(since, j - window + 1) <= b <= j)
+    batches, synthetic = _annotate(batches, use, champion, settings, trace)
+    has_rows = [b for b in use if batches[b].labelled.any()]
     recipes: dict[str, list[int]] = {}
+    since_change = [b for b in has_rows if b >= since]
     if kind == "refit":
-        recipes["since_change"] = available[-window:]
+        recipes["since_change"] = since_change[-window:]
     else:
-        recipes["since_change"] = available
-        last_window = [b for b in range(j - window + 1, j + 1) if b in data and len(data[b][1])]
+        recipes["since_change"] = since_change
+        last_window = [b for b in has_rows if b >= j - window + 1]
         if last_window != recipes["since_change"]:
             recipes["window"] = last_window
 
-    Xj, yj = data[j]
-    # Held-out rows: the newest batch when the recipes have older post-change batches to train on; otherwise the
-    # single post-change batch is cross-fitted (k folds), so that every one of its rows is scored out of fold.
+    Xj, yj = batches[j].rows(batches[j].judged)
+    others_j = batches[j].labelled & ~batches[j].judged  # auto-labelled rows of the newest batch: training only
+    # Held-out rows: the newest batch's judged rows when the recipes have older post-change batches to train on;
+    # otherwise that single batch is cross-fitted (k folds), so that every one of its rows is scored out of fold.
     if len(recipes["since_change"]) >= 2:
-        folds = np.zeros(len(yj), dtype=int)
-        k = 1
+        k, folds = 1, np.zeros(len(yj), dtype=int)
     else:
-        k = 3
-        folds = np.random.default_rng(seed + j).permutation(len(yj)) % k
+        k, folds = 3, np.random.default_rng(settings.seed + j).permutation(len(yj)) % 3
+    family, params = _family_and_params(settings, champion)
 
-    def rows(batches: list[int], exclude_fold: int | None) -> tuple[pd.DataFrame, np.ndarray]:
-        xs, ys = [], []
-        for b in batches:
-            X, y = data[b]
-            if b == j and exclude_fold is not None:
-                keep = folds != exclude_fold if k > 1 else np.zeros(len(y), dtype=bool)
-                X, y = X[keep], y[keep]
-            xs.append(X)
-            ys.append(y)
-        return pd.concat(xs, ignore_index=True), np.concatenate(ys)
+    def rows(recipe: list[int], exclude_fold: int | None) -> tuple[pd.DataFrame, np.ndarray]:
+        parts = []
+        for b in recipe:
+            if b != j:
+                parts.append(batches[b].rows())
+                continue
+            if exclude_fold is None:
+                parts.append(batches[b].rows())
+                continue
+            keep = folds != exclude_fold if k > 1 else np.zeros(len(yj), dtype=bool)
+            parts.append((Xj[keep], yj[keep]))
+            if others_j.any():
+                parts.append(batches[b].rows(others_j))
+        if synthetic is not None:
+            parts.append((synthetic.drop(columns=["__label__"]), synthetic["__label__"].to_numpy()))
+        return _concat(parts)
 
     champion_right = predict(champion.model, Xj) == yj
     candidates: list[tuple[str, Any, np.ndarray]] = []
-    for name, batches in recipes.items():
+    held_proba: dict[str, np.ndarray] = {}  # out-of-fold probabilities: the winner's calibration
+    for name, recipe in recipes.items():
         right = np.zeros(len(yj), dtype=bool)
         model = None
         for f in range(k):
-            X, y = rows(batches, exclude_fold=f)
-            if len(y) < 50 or len(np.unique(y)) < 2:
+            X, y = rows(recipe, exclude_fold=f)
+            if len(y) < settings.min_rows or len(np.unique(y)) < 2:
                 model = None
                 break
-            model = fit(X, y, schema=schema, seed=seed)
+            model = fit(X, y, family, params, settings.seed)
             held = folds == f
-            right[held] = predict(model, Xj[held]) == yj[held]
+            if hasattr(model, "predict_proba"):
+                proba = np.asarray(model.predict_proba(Xj[held]))
+                if name not in held_proba:
+                    held_proba[name] = np.zeros((len(yj), proba.shape[1]))
+                if held_proba[name].shape[1] == proba.shape[1]:
+                    held_proba[name][held] = proba
+                right[held] = np.asarray(model.classes_)[proba.argmax(axis=1)] == yj[held]
+            else:
+                right[held] = predict(model, Xj[held]) == yj[held]
         if model is not None:
             candidates.append((name, model, right))
     if kind != "refit":
-        for entry in pool:
-            if entry.version != champion.version:
-                candidates.append((f"reuse:{entry.version}", entry.model, predict(entry.model, Xj) == yj))
+        for entry in store.earlier():
+            candidates.append((f"reuse:{entry.version}", entry.model, predict(entry.model, Xj) == yj))
+    scores = {n: round(float(r.mean()), 4) for n, _, r in candidates}
+    trace.add("training", "train_candidates", f"{family} on {recipes} (held out: batch {j}, {len(yj)} rows"
+              f"{', cross-fitted' if k > 1 else ''}); champion {champion.version} scores "
+              f"{float(champion_right.mean()):.4f}", family=family, params=params, candidates=scores,
+              champion=round(float(champion_right.mean()), 4))
     if not candidates:
-        return RetrainOutcome(None, {"passed": False, "reasons": ["no usable training data"]})
+        return finish("rejected", ["no usable training data"])
     # Best out of sample; on a tie an earlier model wins (nothing to train, and it saw more data).
     name, model, right = max(candidates, key=lambda c: (c[2].mean(), c[0].startswith("reuse")))
-    # The last fold's model on its own rows feeds the models package's checks (class collapse, metric).
     check = folds == (k - 1) if not name.startswith("reuse:") else np.ones(len(yj), dtype=bool)
-    verdict = gate(model, champion.model, Xj[check], yj[check], min_gain=min_gain if kind != "refit" else 0.003,
-                   min_z=min_z if kind != "refit" else refit_min_z, challenger_right=right,
-                   champion_right=champion_right)
-    verdict.update(kind=kind, since_batch=since, candidate=name,
-                   candidates={n: round(float(r.mean()), 4) for n, _, r in candidates})
+    refit = kind == "refit"
+    verdict = gate(model, champion.model, Xj[check], yj[check],
+                   min_gain=settings.refit_min_gain if refit else settings.min_gain,
+                   min_z=settings.refit_min_z if refit else settings.min_z, challenger_right=right,
+                   champion_right=champion_right, min_rows=min(settings.min_rows, int(check.sum())))
+    verdict.update(kind=kind, since_batch=since, candidate=name, candidates=scores)
+    result.verdict, result.candidate = verdict, name
+    trace.add("deployment", "gate", "; ".join(verdict["reasons"]), passed=verdict["passed"], candidate=name,
+              gain=verdict["gain"], mcnemar_z=verdict["mcnemar_z"])
     if not verdict["passed"]:
-        return RetrainOutcome(None, verdict)
+        trace.add("deployment", "keep_champion", f"{name} did not pass the gate", champion=champion.version)
+        return finish("rejected")
     expected = {"accuracy": float(right.mean()), "rows": int(len(yj))}
+    reason = request.get("reason") or f"{kind} turn"
     if name.startswith("reuse:"):
-        version = name.split(":", 1)[1]
-        entry = next(e for e in pool if e.version == version)
-        reused = ModelEntry(version=entry.version, model=entry.model, trained_on=entry.trained_on, kind="reuse",
-                            change_point=since, fast=False, expected=expected, replaced=champion.version,
-                            profile=entry.profile)
-        return RetrainOutcome(reused, verdict)
-    batches = recipes[name]
-    X, y = rows(batches, exclude_fold=None)
-    final = fit(X, y, schema=schema, seed=seed)
-    entry = ModelEntry(version=new_version, model=final, trained_on=list(batches),
-                       kind="refit" if kind == "refit" else ("drift" if name == "since_change" else "window"),
-                       change_point=since, fast=kind != "refit" and name == "since_change" and len(batches) < window,
-                       expected=expected, replaced=champion.version, profile=drift_profile(X, final))
-    return RetrainOutcome(entry, verdict)
-
-
-def evidence_for(records: list[BatchPerformance], champion: ModelEntry, policy: MonitoringPolicy) -> dict[str, Any]:
-    return performance_evidence(records, champion.version, previous=champion.replaced, expected=champion.expected,
-                                policy=policy)
-
+        earlier = store.get(name.split(":", 1)[1])
+        entry = ModelEntry(earlier.version, earlier.model, trained_on=earlier.trained_on, kind="reuse",
+                           change_point=since, expected={**expected, "priors": earlier.expected.get("priors")}, replaced=champion.version, family=earlier.family,
+                           params=earlier.params, profile=earlier.profile, calibration=earlier.calibration)
+        status = "reused"
+    else:
+        recipe = recipes[name]
+        X, y = rows(recipe, exclude_fold=None)
+        final = fit(X, y, family, params, settings.seed)
+        expected["priors"] = priors(y)
+        entry = ModelEntry("", final, trained_on=list(recipe),
+                           kind="refit" if refit else ("drift" if name == "since_change" else "window"),
+                           change_point=since, fast=not refit and name == "since_change" and len(recipe) < window,
+                           expected=expected, replaced=champion.version, family=family, params=params,
+                           profile=drift_profile(X, final),
+                           calibration=calibrate(final, Xj, yj, held_proba.get(name)))
+        entry = store.register(entry, features=X, run_key=run_key, lineage=lineage)
+        status = "promoted"
+        trace.add("training", "register", f"{name} refit on batches {recipe} ({len(y)} rows)",
+                  version=entry.version)
+    result.promotion = store.promote(entry, reason=f"{reason} (gate: {verdict['reasons'][0]})")
+    result.champion_after, result.entry = entry.version, entry.describe()
+    trace.add("deployment", "promote", f"{name} beats champion {champion.version}", champion=entry.version,
+              previous=champion.version)
+    return finish(status)
 
 __all__ = [
-    "DEFAULT_FAMILY", "DEFAULT_PARAMS", "ModelEntry", "MonitoringTurn", "RetrainOutcome", "StewardOutcome",
-    "build_signals", "drift_check", "drift_profile", "evidence_for", "fit_model", "gate", "monitoring_turn",
-    "predict", "retrain_turn", "score_batch", "steward_config", "steward_profile", "steward_rows",
+    "DEFAULT_FAMILY", "DEFAULT_PARAMS", "LabelledBatch", "ModelEntry", "MonitoringTurn", "TurnResult",
+    "TurnSettings", "calibrate", "drift_profile", "first_champion", "fit", "gate", "learn", "monitoring_turn",
+    "predict", "priors",
 ]

@@ -62,16 +62,19 @@ class AgenticLLMHook(BaseHook):
         connection's endpoint and model; the SDK retries rate limits and server errors ``max_retries`` times."""
         from openai import OpenAI
 
+        from airflow_agentic.agents.llm_planner import redact_http_logs
         from airflow_agentic.data.synthesis import LLMTextGenerator
 
+        redact_http_logs()  # httpx logs request URLs: credentials in them are masked
         settings = self.settings()
         client = OpenAI(base_url=settings.base_url, api_key=settings.api_key or "not-needed",
                         timeout=settings.timeout, max_retries=settings.max_retries)
         return LLMTextGenerator(client, settings.model, temperature=temperature, max_calls=max_calls)
 
     def test_connection(self) -> tuple[bool, str]:
+        settings = self.settings()
         try:
             models = self.get_conn().models.list()
             return True, f"Connected; {len(list(models))} models listed."
-        except Exception as exc:  # noqa: BLE001 - reported to the UI
-            return False, f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # noqa: BLE001 - reported to the UI, with the key and URL credentials masked
+            return False, settings.redact(f"{type(exc).__name__}: {exc}")

@@ -11,15 +11,20 @@ from airflow.sdk import BaseHook
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+QUIET_MLFLOW = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 
-def local_default_uri() -> str:
-    home = os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow")
-    return f"sqlite:///{os.path.join(home, 'mlflow.db')}"
+
+def quiet_mlflow() -> None:
+    """No "View run" lines or download progress bars in task logs (MLflow reads both settings at each use); a value
+    the user set wins."""
+    for key, value in QUIET_MLFLOW.items():
+        os.environ.setdefault(key, value)
 
 
 class MLflowHook(BaseHook):
-    """Resolve the tracking URI: the connection if it exists, else ``MLFLOW_TRACKING_URI``, else a SQLite file in
-    ``$AIRFLOW_HOME``. ``client()`` returns an ``MlflowClient`` on that URI with the credentials exported."""
+    """The tracking URI in the provider's one order (``airflow_agentic.config.mlflow_tracking_uri``: ``[agentic]
+    mlflow_tracking_uri``, this connection, ``MLFLOW_TRACKING_URI``, a SQLite file under ``$AIRFLOW_HOME/agentic``).
+    ``client()`` returns an ``MlflowClient`` on that URI with the connection's credentials."""
 
     conn_name_attr = "mlflow_conn_id"
     default_conn_name = "mlflow_default"
@@ -27,6 +32,7 @@ class MLflowHook(BaseHook):
     hook_name = "MLflow"
 
     def __init__(self, mlflow_conn_id: str | None = default_conn_name, **kwargs: Any) -> None:
+        quiet_mlflow()
         super().__init__(**kwargs)
         self.mlflow_conn_id = mlflow_conn_id
         self._resolved: tuple[str, dict[str, Any]] | None = None
@@ -53,18 +59,28 @@ class MLflowHook(BaseHook):
                 return None
             raise
 
+    def _from_connection(self) -> tuple[str, dict[str, Any]] | None:
+        conn = self._connection()
+        if conn is None or not (conn.host or (conn.extra_dejson or {}).get("tracking_uri")):
+            return None
+        extra = conn.extra_dejson or {}
+        uri = extra.get("tracking_uri") or conn.host
+        if "://" not in uri and uri != "databricks":
+            uri = f"http://{uri}{f':{conn.port}' if conn.port else ''}"
+        return uri, {"username": conn.login, "password": conn.password, "ui_url": extra.get("ui_url"),
+                     "registry_uri": extra.get("registry_uri")}
+
+    def connection_uri(self) -> str | None:
+        """The tracking URI the connection names, or None when there is no such connection."""
+        found = self._from_connection()
+        return found[0] if found else None
+
     def _resolve(self) -> tuple[str, dict[str, Any]]:
         if self._resolved is None:
-            conn = self._connection()
-            if conn is not None and (conn.host or (conn.extra_dejson or {}).get("tracking_uri")):
-                extra = conn.extra_dejson or {}
-                uri = extra.get("tracking_uri") or conn.host
-                if "://" not in uri and uri != "databricks":
-                    uri = f"http://{uri}{f':{conn.port}' if conn.port else ''}"
-                self._resolved = (uri, {"username": conn.login, "password": conn.password,
-                                        "ui_url": extra.get("ui_url"), "registry_uri": extra.get("registry_uri")})
-            else:
-                self._resolved = (os.environ.get("MLFLOW_TRACKING_URI") or local_default_uri(), {})
+            from airflow_agentic.config import mlflow_tracking_uri, option
+
+            found = None if option("mlflow_tracking_uri") else self._from_connection()
+            self._resolved = found or (mlflow_tracking_uri(conn_id=None), {})
         return self._resolved
 
     def tracking_uri(self) -> str:
@@ -80,25 +96,18 @@ class MLflowHook(BaseHook):
             return str(extra["ui_url"]).rstrip("/")
         return uri.rstrip("/") if uri.startswith(("http://", "https://")) else None
 
-    def configure(self) -> str:
-        """Export the URI and credentials for code that uses MLflow's fluent API in this process."""
-        uri, extra = self._resolve()
-        os.environ["MLFLOW_TRACKING_URI"] = uri
+    def export_credentials(self) -> None:
+        """The connection's login and password for MLflow's client, which reads them only from the environment."""
+        _, extra = self._resolve()
         if extra.get("username"):
             os.environ["MLFLOW_TRACKING_USERNAME"] = extra["username"]
         if extra.get("password"):
             os.environ["MLFLOW_TRACKING_PASSWORD"] = extra["password"]
-        import mlflow
-
-        mlflow.set_tracking_uri(uri)
-        if extra.get("registry_uri"):
-            mlflow.set_registry_uri(extra["registry_uri"])
-        return uri
 
     def client(self) -> MlflowClient:
         from mlflow import MlflowClient
 
-        self.configure()
+        self.export_credentials()
         return MlflowClient(tracking_uri=self.tracking_uri(), registry_uri=self.registry_uri())
 
     def test_connection(self) -> tuple[bool, str]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,15 +33,6 @@ log = logging.getLogger(__name__)
 
 JOURNAL_SCHEME = "journal://"
 JOURNAL_SUFFIXES = (".log", ".journal", ".jsonl")
-
-
-def default_storage_url() -> str:
-    """`AGENTIC_OPTUNA_STORAGE` (e.g. a Postgres URL shared by all workers), else a SQLite file on this machine."""
-    if os.environ.get("AGENTIC_OPTUNA_STORAGE"):
-        return os.environ["AGENTIC_OPTUNA_STORAGE"]
-    home = Path(os.environ.get("AGENTIC_HOME", Path.home() / ".cache" / "airflow-agentic"))
-    (home / "optuna").mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{home / 'optuna' / 'studies.db'}"
 
 
 @dataclass
@@ -133,14 +123,17 @@ class HPOResult:
 
 # -- storage, sampler, pruner, study --------------------------------------------------------------------------------
 def resolve_storage(storage: Any = None) -> Any:
-    """None -> SQLite file under $AGENTIC_HOME; `journal:///path` or a *.log/*.journal path -> JournalStorage on a
+    """None -> the configured storage (``airflow_agentic.config.optuna_storage``: ``[agentic] optuna_storage``, else
+    a SQLite file under ``$AIRFLOW_HOME/agentic``, the same for every task); `journal:///path` or a *.log/*.journal path -> JournalStorage on a
     file (parallel processes on one machine); `sqlite:///...`, `postgresql://...` etc. -> RDBStorage; a storage object
     passes through."""
     import optuna
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     if storage is None:
-        storage = default_storage_url()
+        from airflow_agentic.config import optuna_storage
+
+        storage = optuna_storage()
     if not isinstance(storage, str):
         return storage
     if storage.startswith(JOURNAL_SCHEME) or (("://" not in storage) and storage.endswith(JOURNAL_SUFFIXES)):

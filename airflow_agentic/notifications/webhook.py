@@ -9,11 +9,16 @@ What the message says, first match wins: ``text`` (templated); ``report`` (templ
 Where it goes: ``url`` / ``routing_key`` given directly, or an Airflow connection ``conn_id`` (type ``http``): the
 URL is ``host`` when it holds a full URL, else ``schema://host:port`` + ``extra.endpoint``; the PagerDuty routing key
 is the connection's password (or ``extra.routing_key``); ``extra.style`` may set the style.
+
+Secrets: a webhook URL carries one (Slack's path) and so is a routing key. A failed post raises ``WebhookError``
+naming the host and the status only, never chained to the HTTP client's error (whose message holds the URL); both
+are registered with Airflow's secrets masker, so no task log line shows them either.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +31,23 @@ STYLES = ("slack", "pagerduty")
 PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
 PAGERDUTY_SEVERITIES = ("critical", "error", "warning", "info")
 EVENT_CONTEXT_KEY = "agentic_event"
+
+
+class WebhookError(RuntimeError):
+    """A webhook could not be reached or refused the message. The message names the host only: webhook URLs carry
+    their secret in the path (Slack) and PagerDuty's routing key is one."""
+
+
+_URL = re.compile(r"([a-z][a-z0-9+.-]*://)(?:[^@/\s'\"]*@)?([^/\s'\"?#]+)[^\s'\"]*", re.IGNORECASE)
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """``text`` with every given secret and every URL's user info, path and query replaced by ``***``."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return _URL.sub(lambda m: f"{m.group(1)}{m.group(2)}/***" if m.group(0) != m.group(1) + m.group(2)
+                    else m.group(0), text)
 
 
 def _as_dict(value: Any) -> dict[str, Any] | None:
@@ -176,13 +198,46 @@ class WebhookNotifier(BaseNotifier):
         return url, event
 
     # ------------------------------------------------------------------ send
+    def _secrets(self, url: str, key: str | None) -> list[str]:
+        secrets = [url, key]
+        try:
+            import httpx
+
+            parsed = httpx.URL(url)
+            secrets += [str(parsed), parsed.path if len(parsed.path) > 1 else None, parsed.query.decode() or None]
+        except Exception:  # noqa: BLE001 - an unparsable URL is redacted by the pattern in `redact`
+            pass
+        return [s for s in secrets if s]
+
+    def _prepare(self, context: Context) -> tuple[str, dict[str, Any], list[str]]:
+        url, body = self.body(context)
+        secrets = self._secrets(url, body.get("routing_key"))
+        try:  # Airflow's masker hides them in every task log line (httpx logs the URL of each request)
+            from airflow.sdk.log import mask_secret
+
+            for secret in secrets:
+                mask_secret(secret)
+        except Exception:  # noqa: BLE001 - masking is a safety net; the messages below are redacted anyway
+            pass
+        return url, body, secrets
+
+    def _failed(self, exc: Exception, url: str, secrets: list[str]) -> WebhookError:
+        import httpx
+
+        status = f" ({exc.response.status_code})" if isinstance(exc, httpx.HTTPStatusError) else ""
+        return WebhookError(f"{self.style or 'webhook'} notification to {httpx.URL(url).host} failed{status}: "
+                            f"{redact(f'{type(exc).__name__}: {exc}', *secrets)}")
+
     def notify(self, context: Context) -> None:
         import httpx
 
-        url, body = self.body(context)
-        response = httpx.post(url, content=json.dumps(body, default=str), timeout=self.timeout,
-                              headers={"Content-Type": "application/json"})
-        response.raise_for_status()
+        url, body, secrets = self._prepare(context)
+        try:
+            response = httpx.post(url, content=json.dumps(body, default=str), timeout=self.timeout,
+                                  headers={"Content-Type": "application/json"})
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise self._failed(exc, url, secrets) from None  # the original names the URL: not chained
         # Webhook URLs carry secrets in their path: log the host only.
         self.log.info("Posted %s notification to %s (%s)", self.style or "webhook", httpx.URL(url).host,
                       response.status_code)
@@ -190,8 +245,11 @@ class WebhookNotifier(BaseNotifier):
     async def async_notify(self, context: Context) -> None:
         import httpx
 
-        url, body = self.body(context)
-        async with httpx.AsyncClient(timeout=self.timeout) as client:
-            response = await client.post(url, content=json.dumps(body, default=str),
-                                         headers={"Content-Type": "application/json"})
-        response.raise_for_status()
+        url, body, secrets = self._prepare(context)
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout) as client:
+                response = await client.post(url, content=json.dumps(body, default=str),
+                                             headers={"Content-Type": "application/json"})
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise self._failed(exc, url, secrets) from None

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -93,16 +92,16 @@ def load_dataset(url: str, target: str, *, categorical: list[str] | None = None,
     return Dataset(X, y, categorical=categorical, location=str(url))
 
 
-def airflow_home() -> str:
-    from airflow.configuration import conf
+class MlflowTrackingMixin:
+    """For agent operators that use MLflow's fluent API: the agent runs with the operator's tracking URI (its
+    ``mlflow_conn_id``, see ``airflow_agentic.config``), and the worker's own URI comes back afterwards, so a
+    long-lived (Celery) worker never carries one task's registry into the next task."""
 
-    return conf.get("core", "airflow_home", fallback=None) or os.environ.get("AIRFLOW_HOME") or "."
+    def _run(self, context: Any, *args: Any, **kwargs: Any) -> Any:
+        from airflow_agentic.config import mlflow_tracking
 
-
-def default_optuna_storage() -> str:
-    home = os.path.join(airflow_home(), "agentic")
-    os.makedirs(home, exist_ok=True)
-    return f"sqlite:///{os.path.join(home, 'optuna.db')}"
+        with mlflow_tracking(mlflow_hook(self).tracking_uri()):
+            return super()._run(context, *args, **kwargs)  # type: ignore[misc]
 
 
 def step_result(run: AgentRun, tool: str) -> dict[str, Any] | None:

@@ -16,11 +16,13 @@ from airflow.sdk import BaseOperator
 from airflow_agentic.links.agentic_ui import DecisionTraceLink
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import BaseNotifier, Context
 
     from airflow_agentic.agents import Agent, AgentRun, ApprovalAnswer, ApprovalRequest
 
 TRACE_XCOM_KEY = "agent_run"
+# `agentic_event` kinds sent to the approval notifier
+APPROVAL_REQUESTED, APPROVAL_REJECTED, APPROVAL_TIMED_OUT = "approval_requested", "approval_rejected", "approval_timed_out"
 APPROVAL_RETRY_DELAY = timedelta(seconds=10)
 
 
@@ -39,9 +41,15 @@ class AgentOperator(BaseOperator):
     :param approval_for: risk classes that need a person's approval (``read``, ``write``, ``destructive``).
     :param approval_timeout: how long an approval may wait; then ``on_approval_timeout`` applies.
     :param on_approval_timeout: ``reject`` (the step is skipped, the agent goes on) or ``fail`` (the task fails).
-    :param journal_path: where durable-replay journals live (an ObjectStoragePath URL); default
-        ``[agentic] journal_path`` or ``file://$AIRFLOW_HOME/agentic/journal``.
+    :param journal_path: keep the durable-replay journal in files under this ObjectStoragePath URL (also
+        ``[agentic] journal_path``). Default: Airflow's task state store (``context["task_state_store"]``, 3.3+),
+        scoped to the task instance, kept across its retries, under ``[state_store]`` retention and visible in
+        Airflow's REST API; ``file://$AIRFLOW_HOME/agentic/journal`` where there is none.
     :param keep_journal: replay a finished run even after the task is cleared (default: a clear starts afresh).
+    :param approval_notifier: who hears of an approval: a notifier (e.g. ``WebhookNotifier``), a list of them, or the
+        id of an ``http`` connection for a ``WebhookNotifier``; None uses ``[agentic] approval_notifier`` (a
+        connection id). It is told when a step waits (who asks, what, why, the Required Actions link) and when a
+        step is rejected or its approval times out. Airflow itself does not notify on pending actions.
 
     An operator that may ask for approval retries once after 10 s unless the DAG sets ``retries`` itself (argument
     or ``default_args``): Airflow 3.3 can fail a task resumed by an answer that arrives before the scheduler has
@@ -68,6 +76,7 @@ class AgentOperator(BaseOperator):
         on_approval_timeout: str = "reject",
         journal_path: str | None = None,
         keep_journal: bool = False,
+        approval_notifier: BaseNotifier | Sequence[BaseNotifier] | str | None = None,
         **kwargs: Any,
     ) -> None:
         if approval_for:
@@ -84,6 +93,7 @@ class AgentOperator(BaseOperator):
         self.on_approval_timeout = on_approval_timeout
         self.journal_path = journal_path
         self.keep_journal = keep_journal
+        self.approval_notifier = approval_notifier
 
     # -- what subclasses provide ---------------------------------------------------------------------------------
     def build_agent(self, context: Context) -> Agent:
@@ -106,10 +116,19 @@ class AgentOperator(BaseOperator):
         if event.get("error_type") == ASK_AGAIN:
             self.log.info("Step %s: no earlier answer to read (%s): asking again", step, event.get("error"))
             return self._run(context, answers={}, ask_afresh=step)
-        answer = self._answer_from_event(step, event)
+        try:
+            answer = self._answer_from_event(step, event)
+        except Exception as exc:  # the task fails here: whoever waits for the step must hear it
+            timed_out = event.get("error_type") == "timeout" or bool(event.get("timedout"))
+            self._notify_approval(context, APPROVAL_TIMED_OUT if timed_out else APPROVAL_REJECTED, step,
+                                  outcome=f"the task fails: {exc}")
+            raise
         # Written before anything else: should Airflow drop this attempt, the retry replays the answer.
         self._journal(context).record(step, approval=answer.to_dict())
         self.log.info("Step %s %s by %s", step, "approved" if answer.approved else "rejected", answer.by)
+        if not answer.approved:
+            self._notify_approval(context, APPROVAL_TIMED_OUT if answer.timed_out else APPROVAL_REJECTED, step,
+                                  answer=answer, outcome="the step is skipped and the agent goes on without it")
         return self._run(context, answers={step: answer})
 
     # -- internals -----------------------------------------------------------------------------------------------
@@ -169,13 +188,18 @@ class AgentOperator(BaseOperator):
         return AgenticLLMHook(conn_id).planner()
 
     def _journal(self, context: Context):
+        """Airflow's task state store (scoped to this task instance, kept across its retries, under Airflow's
+        retention) unless a journal path is given here or in ``[agentic] journal_path``; a file journal under
+        ``$AIRFLOW_HOME/agentic/journal`` where there is no state store (Airflow < 3.3)."""
         from airflow_agentic.agents import Journal
+        from airflow_agentic.config import local_dir, option
 
-        base = self.journal_path
+        base = self.journal_path or option("journal_path")
         if not base:
-            from airflow.configuration import AIRFLOW_HOME, conf
-
-            base = conf.get("agentic", "journal_path", fallback=None) or f"file://{AIRFLOW_HOME}/agentic/journal"
+            store = context.get("task_state_store")
+            if store is not None:
+                return Journal(store=store)
+            base = f"file://{local_dir() / 'journal'}"
         from airflow.sdk import ObjectStoragePath
 
         ti = context["ti"]
@@ -210,9 +234,47 @@ class AgentOperator(BaseOperator):
             "at": now_iso(), "try_number": getattr(context["ti"], "try_number", None),
             "max_tries": max_tries})
         self.log.info("Waiting for approval of step %s (%s) under Browse -> Required Actions", request.step, request.tool)
+        self._notify_approval(context, APPROVAL_REQUESTED, request.step, request=request)
         # The task parks in `awaiting_input`: it holds no worker, no triggerer and no pool slot meanwhile.
         raise TaskAwaitingInput(method_name="resume_after_approval", kwargs={"step": request.step},
                                 timeout=self.approval_timeout)
+
+    # -- telling a person --------------------------------------------------------------------------------------------
+    def _approval_notifiers(self) -> list[Any]:
+        notifier = self.approval_notifier
+        if notifier is None:
+            from airflow_agentic.config import option
+
+            notifier = option("approval_notifier")
+        if not notifier:
+            return []
+        if isinstance(notifier, str):
+            from airflow_agentic.notifications.webhook import WebhookNotifier
+
+            return [WebhookNotifier(conn_id=notifier)]
+        return list(notifier) if isinstance(notifier, (list, tuple)) else [notifier]
+
+    def _notify_approval(self, context: Context, kind: str, step: int, *, request: ApprovalRequest | None = None,
+                         answer: ApprovalAnswer | None = None, outcome: str = "") -> None:
+        """Send ``context["agentic_event"] = {"kind", "payload"}`` to each approval notifier. A notifier that fails
+        is logged and the approval goes on: the request is in Airflow's Required Actions either way."""
+        notifiers = self._approval_notifiers()
+        if not notifiers:
+            return
+        event = approval_event(context, kind, step, request=request or self._request_from_journal(context, step),
+                               answer=answer, outcome=outcome, timeout=self.approval_timeout,
+                               on_timeout=self.on_approval_timeout)
+        for notifier in notifiers:
+            try:
+                # A copy: a notifier merges its template fields into the context it gets.
+                notifier(dict(context, agentic_event=event))
+            except Exception as exc:  # noqa: BLE001
+                self.log.warning("Approval notifier %s failed: %s", type(notifier).__name__, exc)
+
+    def _request_from_journal(self, context: Context, step: int) -> dict[str, Any]:
+        decision = self._journal(context).get(step).get("decision") or {}
+        return {"step": step, "tool": decision.get("tool"), "arguments": decision.get("arguments"),
+                "rationale": decision.get("rationale")}
 
     def _read_earlier_answer(self, context: Context, request: ApprovalRequest, asked: dict[str, Any]) -> None:
         """An earlier attempt of this task asked exactly this and its answer never reached the journal (Airflow
@@ -267,6 +329,58 @@ class AgentOperator(BaseOperator):
         if run.status == "failed":
             raise AirflowFailException(f"{run.agent} agent stopped the pipeline: {run.result.get('stop_reason')}")
         return self.on_finish(context, run)
+
+
+def required_actions_url(ti: Any) -> str:
+    """The task's Required Actions page in Airflow's UI (the path the standard provider's HITLOperator links to),
+    under ``[api] base_url``, else the API server's host and port."""
+    from urllib.parse import quote, urlencode
+
+    from airflow.configuration import conf
+
+    base = conf.get("api", "base_url", fallback=None)
+    if not base:
+        host = conf.get("api", "host", fallback="localhost")
+        base = f"http://{'localhost' if host in ('', '0.0.0.0', '::') else host}:{conf.get('api', 'port', fallback='8080')}"
+    path = "/".join(("dags", quote(ti.dag_id, safe=""), "runs", quote(ti.run_id, safe=""), "tasks",
+                     quote(ti.task_id, safe=""), "required_actions"))
+    map_index = getattr(ti, "map_index", -1)
+    return f"{base.rstrip('/')}/{path}?{urlencode({'map_index': -1 if map_index is None else map_index})}"
+
+
+def approval_event(context: Context, kind: str, step: int, *, request: ApprovalRequest | dict[str, Any],
+                   answer: ApprovalAnswer | None = None, outcome: str = "", timeout: timedelta | None = None,
+                   on_timeout: str = "reject") -> dict[str, Any]:
+    """What a person needs to act: who asks (agent, DAG, task, run), what (step, tool, risk, arguments), why (the
+    planner's rationale and the goal), where to answer (the Required Actions link), or how it ended."""
+    import json
+
+    req = request.to_dict() if hasattr(request, "to_dict") else dict(request)
+    ti = context["ti"]
+    url = required_actions_url(ti)
+    agent = req.get("agent") or ti.task_id
+    what = f"step {step}: {req.get('tool')}" + (f" (risk: {req['risk']})" if req.get("risk") else "")
+    args = json.dumps(req.get("arguments") or {}, default=str, sort_keys=True)
+    args = args if len(args) <= 400 else args[:400] + "…"
+    if kind == APPROVAL_REQUESTED:
+        deadline = (f" Unanswered after {timeout}, the step is "
+                    f"{'rejected' if on_timeout == 'reject' else 'failed'}." if timeout else "")
+        message = (f"{agent} asks for approval of {what} {args}. Why: {req.get('rationale') or '(no rationale given)'}."
+                   f" Goal: {req.get('goal') or '-'}.{deadline} Approve or reject: {url}")
+    elif kind == APPROVAL_REJECTED:
+        by = f" by {answer.by}" if answer and answer.by else ""
+        comment = f" ({answer.comment})" if answer and answer.comment else ""
+        message = f"{agent}: {what} was rejected{by}{comment}; {outcome}. {url}"
+    else:
+        message = f"{agent}: nobody approved {what} in time; {outcome}. {url}"
+    payload: dict[str, Any] = {
+        "message": message, "agent": agent, "step": step, "tool": req.get("tool"), "risk": req.get("risk"),
+        "arguments": args, "rationale": req.get("rationale"), "goal": req.get("goal"), "url": url,
+        "dag_id": ti.dag_id, "task_id": ti.task_id, "run_id": ti.run_id, "map_index": getattr(ti, "map_index", -1),
+        "try_number": getattr(ti, "try_number", None)}
+    if answer is not None:
+        payload["answer"] = answer.to_dict()
+    return {"kind": kind, "payload": {k: v for k, v in payload.items() if v is not None}}
 
 
 def _max_tries(context: Context) -> int | None:

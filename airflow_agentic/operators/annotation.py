@@ -24,13 +24,10 @@ PENDING_FILE = "pending.json"
 
 
 def storage(url: Any, conn_id: str | None = None) -> Any:
-    from airflow.sdk import ObjectStoragePath
+    """The one path resolver (:func:`airflow_agentic.data.io.resolve_path`); kept under this name for callers."""
+    from airflow_agentic.data.io import resolve_path
 
-    if not isinstance(url, str):
-        return url
-    if "://" not in url:
-        return ObjectStoragePath(f"file://{url}")
-    return ObjectStoragePath(url) if url.startswith("file://") else ObjectStoragePath(url, conn_id=conn_id)
+    return resolve_path(url, conn_id)
 
 
 def load_champion(model_name: str, alias: str = "champion", tracking_uri: str | None = None) -> Any:
@@ -38,13 +35,14 @@ def load_champion(model_name: str, alias: str = "champion", tracking_uri: str | 
     it has one). Returns ``(pyfunc_model, proba_model, version)``."""
     import mlflow
 
-    if tracking_uri:
-        mlflow.set_tracking_uri(tracking_uri)
-    uri = f"models:/{model_name}@{alias}"
-    model = mlflow.pyfunc.load_model(uri)
+    from airflow_agentic.config import mlflow_tracking, mlflow_tracking_uri
+
+    tracking_uri = tracking_uri or mlflow_tracking_uri()
+    with mlflow_tracking(tracking_uri):
+        model = mlflow.pyfunc.load_model(f"models:/{model_name}@{alias}")
     version = None
     try:
-        version = mlflow.MlflowClient().get_model_version_by_alias(model_name, alias).version
+        version = mlflow.MlflowClient(tracking_uri).get_model_version_by_alias(model_name, alias).version
     except Exception:  # noqa: BLE001 - the version only goes into the provenance
         pass
     raw = None

@@ -1,28 +1,24 @@
-"""``ContinuousLearningOperator``: one turn of the flywheel from fresh data, in one task.
+"""``ContinuousLearningOperator``: one continuous-learning turn of the flywheel, in one task.
 
-Data Steward -> annotation check -> training warm-started from the champion -> deployment gate -> promotion or not.
-The work is ``airflow_agentic.flywheel.continuous.continuous_turn`` (the same agents and functions the steward,
-training and deployment operators use); this module is Airflow glue only: where the data and MLflow are, and what
-goes to XCom. The return value is the ``ContinuousTurnResult`` dict (its ``steps`` are the decision trace of the
-whole turn); the same trace, with the data and the drift events that started the turn, is in XCom ``flywheel_turn``.
-
-Where MLflow is (``resolve_tracking_uri``), first match wins, resolved when the task runs:
-1. the Airflow connection ``mlflow_conn_id`` (type ``mlflow``, default ``mlflow_default``), through ``MLflowHook``
-   when that hook is installed;
-2. the environment variable ``MLFLOW_TRACKING_URI``;
-3. the file ``$AIRFLOW_HOME/agentic/mlflow_uri`` (``airflow-agentic demo`` writes it);
-4. ``sqlite:///$AIRFLOW_HOME/agentic/mlflow.db`` (a local store, for trying things out).
+The work is :func:`airflow_agentic.flywheel.turn.learn`, the same function the backtest runs, on an
+:class:`~airflow_agentic.flywheel.store.MlflowStore`: annotate -> train candidates (since the change point, the last
+window, earlier champions) -> gate against the champion on held-out labelled rows -> register and promote through the
+registry's aliases (``champion`` := new version, ``previous`` := the old one), or keep the champion. This module is
+Airflow glue only: where the data and MLflow are (``airflow_agentic.config``), and what goes to XCom. The return
+value is the ``TurnResult`` dict (its ``steps`` are the decision trace of the turn); the same trace, with the data and
+the request that started the turn, is in XCom ``flywheel_turn``.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import re
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
+
+from airflow_agentic.links.mlflow import MODEL_VERSION_URL_XCOM_KEY, MLflowModelVersionLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -30,145 +26,170 @@ if TYPE_CHECKING:
 TURN_XCOM_KEY = "flywheel_turn"
 
 
-def airflow_home() -> Path:
-    return Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
+def numbered_locations(data: Any) -> dict[int, str]:
+    """``{batch number: location}`` from a dict, a list of URLs or their rendered text. A list is numbered by the
+    digits in each batch's name (``.../clean/batch_0007/`` -> 7), as the monitoring step numbers batches."""
+    from airflow_agentic.operators._mlops import native
 
-
-def _from_connection(conn_id: str) -> str | None:
-    try:
-        from airflow_agentic.hooks.mlflow import MLflowHook
-    except ImportError:
-        return None
-    from airflow.sdk import BaseHook
-
-    try:
-        conn = BaseHook.get_connection(conn_id)
-    except Exception:  # noqa: BLE001 - no such connection (AirflowNotFoundException) or no way to look it up
-        return None
-    try:
-        # configure() also exports the connection's credentials for the MLflow client.
-        return str(MLflowHook(mlflow_conn_id=conn_id).configure())
-    except Exception:  # noqa: BLE001 - fall back to reading the connection ourselves
-        pass
-    extra = conn.extra_dejson or {}
-    uri = extra.get("tracking_uri") or conn.host
-    if uri and "://" not in uri:
-        uri = f"http://{uri}{f':{conn.port}' if conn.port else ''}"
-    return uri or None
-
-
-def resolve_tracking_uri(conn_id: str | None = "mlflow_default") -> str:
-    """The MLflow tracking URI at run time: connection, env ``MLFLOW_TRACKING_URI``, the file
-    ``$AIRFLOW_HOME/agentic/mlflow_uri``, then a local SQLite store (see the module docstring)."""
-    uri = _from_connection(conn_id) if conn_id else None
-    if uri:
-        return uri
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    marker = airflow_home() / "agentic" / "mlflow_uri"
-    if marker.is_file() and marker.read_text().strip():
-        return marker.read_text().strip()
-    local = airflow_home() / "agentic"
-    local.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{local / 'mlflow.db'}"
-
-
-def use_tracking_uri(conn_id: str | None = "mlflow_default") -> str:
-    """Resolve the tracking URI and make it this process's (MLflow's fluent API and ``models:/`` URIs use it)."""
-    uri = resolve_tracking_uri(conn_id)
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    return uri
-
-
-def _locations(data: Any) -> list[str]:
-    if data is None:
-        return []
+    data = native(data)
+    if data is None or data == "":
+        return {}
     if isinstance(data, str):
-        text = data.strip()
-        if text.startswith("["):
-            return [str(x) for x in json.loads(text)]
-        return [part.strip() for part in text.split(",") if part.strip()]
-    return [str(x) for x in data]
+        data = [part.strip() for part in data.split(",") if part.strip()]
+    if isinstance(data, dict):
+        return {int(k): str(v) for k, v in data.items()}
+    out: dict[int, str] = {}
+    for location in data:
+        number = batch_number(str(location))
+        if number in out:
+            raise ValueError(f"two batches numbered {number}: {out[number]} and {location}")
+        out[number] = str(location)
+    return out
+
+
+def clean_batches(root: str, conn_id: str | None = None) -> dict[int, str]:
+    """The Data Steward's outputs under ``root`` (one folder per batch, ``<root>/<batch name>/clean.parquet``)."""
+    from airflow_agentic.data import io as dio
+
+    folder = dio.resolve_path(root, conn_id)
+    found: dict[int, str] = {}
+    for child in sorted(folder.iterdir(), key=str) if folder.exists() else []:
+        if (child / "clean.parquet").exists():
+            found[batch_number(str(child))] = str(child / "clean.parquet")
+    return found
+
+
+def drift_events(context: Any) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The newest retraining request among the monitoring reports that the triggering drift events carry (one
+    event per burst, each with ``extra["payload"]["reports"]``, see ``DriftEventTrigger``), and what the events
+    were (for the trace: how many, which report files, why each mattered)."""
+    events = [e for asset_events in (context.get("triggering_asset_events") or {}).values() for e in asset_events]
+    requests, files, reasons = [], [], []
+    for event in events:
+        for item in ((event.extra or {}).get("payload") or {}).get("reports") or []:
+            files.append(str(item.get("file", "")).rsplit("/", 1)[-1])
+            reasons.append(item.get("reason"))
+            report = item.get("report") or {}
+            retrain = (report.get("decision") or {}).get("retrain")
+            if retrain:
+                requests.append({**retrain, "batch": retrain.get("batch", report.get("batch_number"))})
+    summary = {"events": len(events), "reports": len(files), "files": files, "reasons": reasons}
+    newest = max(requests, key=lambda r: int(r.get("batch") if r.get("batch") is not None else -1)) \
+        if requests else None
+    return newest, summary
+
+
+def batch_name(location: str) -> str:
+    """A batch's name: its folder for a file inside a steward output (``.../clean/0007/clean.parquet`` -> 0007),
+    else the file's stem."""
+    parts = [p for p in str(location).rstrip("/").split("/") if p]
+    if len(parts) >= 2 and parts[-1] in ("clean.parquet", "clean.csv"):
+        return parts[-2]
+    return parts[-1].rsplit(".", 1)[0] if parts else ""
+
+
+def batch_number(location: str) -> int:
+    """The batch number in a batch's name (``.../batch_0007/clean.parquet`` -> 7)."""
+    found = re.findall(r"\d+", batch_name(location))
+    if not found:
+        raise ValueError(f"no batch number in {location!r}: name batches with a number (batch_0007) or pass "
+                         f"data as a dict {{number: location}}")
+    return int(found[-1])
 
 
 class ContinuousLearningOperator(BaseOperator):
-    """One turn of the flywheel on the batches in ``data``.
+    """One continuous-learning turn on the labelled clean batches in ``data``.
 
-    :param data: batch location(s) with features and labels (templated; a URL, a list, or an XComArg), e.g. the
-        clean outputs of the Data Steward named by the drift events.
+    :param data: the clean batches (the Data Steward's outputs) by batch number: a dict ``{number: url}``, or a list
+        of URLs whose names carry the number (templated; an XComArg works). Default: every batch folder under
+        ``clean_root``. The turn reads only the batches it needs: since ``request["since_batch"]`` and the last
+        ``2 * window`` up to the newest labelled one.
+    :param clean_root: the folder of the Data Steward's outputs (``<clean_root>/<batch>/clean.parquet``).
+    :param request: the monitoring agent's retraining request (templated): ``kind`` (``drift`` | ``refit``),
+        ``since_batch`` (the estimated change point), ``batch`` (the newest labelled batch), ``reason``. Default:
+        the newest request in the triggering drift events (a DAG scheduled on the drift Asset), else a drift turn
+        on the newest batch.
+    :param conn_id: Airflow connection for the object store holding the batches (e.g. ``aws_default``).
+    :param model_name: registered model (default ``[agentic] model_name``); ``experiment_name`` defaults to it.
     :param target: label column; ``id_column``: row id column (kept out of the features).
-    :param model_name: registered model; ``experiment_name`` defaults to it.
-    :param families: model families the training agent may search (default logistic regression and histogram GBM).
-    :param n_trials: HPO budget; ``warm_start``: seed the search with the champion's parameters.
-    :param holdout_fraction: share of the labelled rows kept out of training for the gate.
-    :param gate_policy: ``GatePolicy`` fields (default accuracy, margin 0.01, no latency ratio).
-    :param annotation_policy: ``AnnotationAgent`` settings for the training pool (``threshold`` for automatic labels
-        by the champion, ``rare_share`` below which a class gets synthetic rows, ``check_label_quality``).
-    :param promote: False: gate only, the challenger keeps its alias.
-    :param profile_dir: where the new version's reference profile goes (the monitoring step reads it).
-    :param drift_event: what started the turn (templated), recorded in the trace and the model's lineage.
-    :param mlflow_conn_id: connection checked first by ``resolve_tracking_uri``.
+    :param settings: :class:`~airflow_agentic.flywheel.turn.TurnSettings` fields (window, family, params, gate
+        thresholds, automatic-label threshold, synthesis), templated.
+    :param profile_dir: where each new version's drift profile goes (default ``[agentic] profile_dir``).
+    :param mlflow_conn_id: MLflow connection (see ``airflow_agentic.config.mlflow_tracking_uri`` for the order).
     """
 
-    template_fields: Sequence[str] = ("data", "target", "model_name", "experiment_name", "profile_dir",
-                                      "drift_event", "gate_policy", "annotation_policy")
-    template_fields_renderers = {"drift_event": "json", "gate_policy": "json"}
+    template_fields: Sequence[str] = ("data", "clean_root", "request", "target", "model_name", "experiment_name", "profile_dir",
+                                      "settings")
+    template_fields_renderers = {"request": "json", "settings": "json"}
+    operator_extra_links = (MLflowModelVersionLink(),)
     ui_color = "#fff3e0"
 
-    def __init__(self, *, data: Any, model_name: str, target: str = "label", experiment_name: str | None = None,
-                 id_column: str | None = "row_id", families: Sequence[str] | None = None, n_trials: int = 6,
-                 warm_start: bool = True, holdout_fraction: float = 0.3, min_labelled_rows: int = 100,
-                 gate_policy: dict[str, Any] | None = None, annotation_policy: dict[str, Any] | None = None,
-                 promote: bool = True, profile_dir: str | None = None,
-                 drift_event: Any = None, mlflow_conn_id: str | None = "mlflow_default", seed: int = 0,
-                 **kwargs: Any) -> None:
+    def __init__(self, *, data: Any = None, clean_root: str | None = None, request: Any = None,
+                 model_name: str | None = None, target: str = "label", experiment_name: str | None = None,
+                 id_column: str | None = "row_id", settings: dict[str, Any] | None = None,
+                 profile_dir: str | None = None, conn_id: str | None = None,
+                 mlflow_conn_id: str | None = "mlflow_default", **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        if data is None and clean_root is None:
+            raise ValueError("give data (the clean batches) or clean_root (the folder of the steward's outputs)")
         self.data = data
-        self.target = target
+        self.clean_root = clean_root
+        self.conn_id = conn_id
+        self.request = request
         self.model_name = model_name
+        self.target = target
         self.experiment_name = experiment_name
         self.id_column = id_column
-        self.families = list(families) if families else None
-        self.n_trials = n_trials
-        self.warm_start = warm_start
-        self.holdout_fraction = holdout_fraction
-        self.min_labelled_rows = min_labelled_rows
-        self.gate_policy = gate_policy
-        self.annotation_policy = annotation_policy
-        self.promote = promote
+        self.settings = settings
         self.profile_dir = profile_dir
-        self.drift_event = drift_event
         self.mlflow_conn_id = mlflow_conn_id
-        self.seed = seed
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_agentic.flywheel.continuous import continuous_turn, read_frames
+        from airflow_agentic import config
+        from airflow_agentic.data import io as dio
+        from airflow_agentic.flywheel.store import MlflowStore
+        from airflow_agentic.flywheel.turn import LabelledBatch, TurnSettings, learn
+        from airflow_agentic.operators._mlops import native
 
-        locations = _locations(self.data)
-        tracking_uri = use_tracking_uri(self.mlflow_conn_id)
-        self.log.info("Continuous learning for %s on %d batch(es) %s (MLflow %s)", self.model_name,
-                      len(locations), locations, tracking_uri)
-        frame = read_frames(locations)
-        dag_run = context.get("dag_run")
-        event = self.drift_event if isinstance(self.drift_event, (dict, list)) else None
-        run_id = getattr(dag_run, "run_id", "") or ""
-        # A stable key: a retry of this task resumes the training agent's parent run instead of starting another.
-        lineage = {"run_key": f"{self.dag_id}.{self.task_id}.{run_id}", "dag_id": self.dag_id, "run_id": run_id,
-                   "drift_event_id": json.dumps(event, default=str)[:200] if event else ""}
-        result = continuous_turn(
-            frame, target=self.target, model_name=self.model_name,
-            experiment_name=self.experiment_name or self.model_name, id_column=self.id_column,
-            families=self.families, n_trials=self.n_trials, warm_start=self.warm_start,
-            holdout_fraction=self.holdout_fraction, min_labelled_rows=self.min_labelled_rows,
-            gate_policy=self.gate_policy, annotation_policy=self.annotation_policy, tracking_uri=tracking_uri,
-            profile_dir=self.profile_dir,
-            promote=self.promote, data_location=",".join(locations)[:500] or None, lineage=lineage, seed=self.seed)
-        for step in result.steps:
-            self.log.info("%-12s %-18s %s", step["agent"], step["action"], step["reason"])
-        self.log.info("Turn %s: champion %s -> %s (challenger %s) in %.1fs", result.status, result.champion_before,
-                      result.champion_after, result.challenger, result.seconds)
+        model_name = self.model_name or config.model_name()
+        settings = TurnSettings.from_dict(native(self.settings))
+        from_events, events = drift_events(context)
+        request = dict(native(self.request) or {}) or from_events or {"kind": "drift", "reason": "requested by hand"}
+        locations = numbered_locations(self.data) if self.data is not None else \
+            clean_batches(self.clean_root, self.conn_id)
+        if request.get("batch") is not None:  # labels newer than the request's batch were not seen by the agent
+            locations = {b: loc for b, loc in locations.items() if b <= int(request["batch"])}
+        if not locations:
+            raise ValueError(f"no labelled clean batch in {self.data if self.data is not None else self.clean_root}")
+        newest = max(locations)
+        since = request.get("since_batch")
+        first = min(newest - 2 * settings.window + 1, int(since) if since is not None else newest)
+        needed = {b: loc for b, loc in sorted(locations.items()) if b >= first}
+        tracking_uri = config.mlflow_tracking_uri(self.mlflow_conn_id)
+        self.log.info("Continuous learning for %s: %s turn since batch %s on batches %s (MLflow %s)", model_name,
+                      request.get("kind", "drift"), since, sorted(needed), tracking_uri)
+        batches = {b: LabelledBatch.from_frame(dio.read_batch(loc, conn_id=self.conn_id), target=self.target, id_column=self.id_column)
+                   for b, loc in needed.items()}
+        batches = {b: batch for b, batch in batches.items() if batch.labelled.any()}
+        run_id = getattr(context.get("dag_run"), "run_id", "") or ""
+        store = MlflowStore(model_name, tracking_uri, profile_dir=self.profile_dir or config.profile_dir(),
+                            experiment_name=self.experiment_name)
+        # A stable key: a retry of this task finds the version its first try registered instead of adding one.
+        lineage = {"dag_id": self.dag_id, "run_id": run_id, "request": json.dumps(request, default=str)[:500],
+                   "data.location": ",".join(needed.values())[:500]}
+        with config.mlflow_tracking(tracking_uri):
+            result = learn(request, batches, store, settings, run_key=f"{self.dag_id}.{self.task_id}.{run_id}",
+                           lineage=lineage)
+        self.log.info("Turn %s: champion %s -> %s (candidate %s) in %.1fs", result.status, result.champion_before,
+                      result.champion_after, result.candidate, result.seconds)
         context["ti"].xcom_push(key=TURN_XCOM_KEY, value={
-            "model_name": self.model_name, "status": result.status, "data": locations, "drift_event": event,
+            "model_name": model_name, "status": result.status, "data": needed, "request": request,
+            "drift_event": events,
             "tracking_uri": tracking_uri, "steps": result.steps, "champion_before": result.champion_before,
-            "champion_after": result.champion_after, "challenger": result.challenger})
+            "champion_after": result.champion_after, "candidate": result.candidate})
+        from airflow_agentic.hooks.mlflow import MLflowHook, model_version_url
+
+        url = model_version_url(MLflowHook(self.mlflow_conn_id).ui_url(), model_name, str(result.champion_after))
+        if url and result.champion_after:
+            context["ti"].xcom_push(key=MODEL_VERSION_URL_XCOM_KEY, value=url)
         return result.to_dict()

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_agentic.links.mlflow import MODEL_VERSION_URL_XCOM_KEY, MLflowModelVersionLink, MLflowRunLink
+from airflow_agentic.operators._mlops import MlflowTrackingMixin
 from airflow_agentic.operators.agent import AgentOperator
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def build_serving(kind: str, model_name: str, config: dict[str, Any] | None, tra
     raise ValueError(f"unknown serving {kind!r}: use one of {SERVING_KINDS}")
 
 
-class DeploymentOperator(AgentOperator):
+class DeploymentOperator(MlflowTrackingMixin, AgentOperator):
     """Gate, then promote and serve, or reject.
 
     :param model_name: registered model (templated).

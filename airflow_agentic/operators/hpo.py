@@ -64,7 +64,8 @@ class HPOTrialsOperator(BaseOperator):
         from airflow_agentic.agents.training import ensure_parent_run, safe_key
         from airflow_agentic.hooks.mlflow import MLflowHook, run_url
         from airflow_agentic.models.hpo import HPOConfig, run_trials
-        from airflow_agentic.operators._mlops import default_optuna_storage, load_dataset, push_url
+        from airflow_agentic.config import mlflow_tracking, optuna_storage
+        from airflow_agentic.operators._mlops import load_dataset, push_url
 
         hook = MLflowHook(self.mlflow_conn_id)
         client = hook.client()
@@ -75,11 +76,12 @@ class HPOTrialsOperator(BaseOperator):
         experiment_id, parent_run_id = ensure_parent_run(
             client, experiment, safe_key(self.study_name), run_name=f"train-{self.model_name}",
             tags={"agentic.study": self.study_name, "agentic.dag_id": ti.dag_id, "agentic.run_id": ti.run_id})
-        storage = self.storage or default_optuna_storage()
-        result = run_trials(self.study_name, storage, self.family, dataset, int(self.n_trials), self.timeout,
-                            config=HPOConfig(**{**(self.hpo_config or {}), "metric": self.metric}),
-                            parent_run_id=parent_run_id, tracking_uri=hook.tracking_uri(),
-                            max_total_trials=self.max_total_trials, worker_id=int(self.worker))
+        storage = self.storage or optuna_storage()
+        with mlflow_tracking(hook.tracking_uri()):
+            result = run_trials(self.study_name, storage, self.family, dataset, int(self.n_trials), self.timeout,
+                                config=HPOConfig(**{**(self.hpo_config or {}), "metric": self.metric}),
+                                parent_run_id=parent_run_id, tracking_uri=hook.tracking_uri(),
+                                max_total_trials=self.max_total_trials, worker_id=int(self.worker))
         push_url(context, RUN_URL_XCOM_KEY, run_url(hook.ui_url(), experiment_id, parent_run_id))
         summary = {k: v for k, v in result.to_dict().items() if k not in ("trials", "config")}
         summary.update(trials_run=len(result.trials), parent_run_id=parent_run_id,

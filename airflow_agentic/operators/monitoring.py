@@ -166,3 +166,140 @@ class MonitoringAgentOperator(AgentOperator):
                 # Static outlets always get an event on success: withhold this one, the agent asked for nothing.
                 self.outlets = [o for o in self.outlets if o != self.retraining_asset]
         return decision
+
+
+class MonitorBatchOperator(MonitoringAgentOperator):
+    """The flywheel's monitoring step on clean batches: the same code as the backtest's (``flywheel.monitor.Watch``).
+
+    For each clean batch (the Data Steward's outputs, by default those named by the triggering
+    ``agentic_clean_batch`` events): predict with the champion and shadow-score the earlier champions
+    (``<data_root>/predictions/<batch>.parquet``), join the batch's labels when it has them, check feature and
+    prediction drift against the champion's profile, and build the evidence; then the monitoring agent decides on the
+    newest batch (planner, guardrails, approvals and trace as in every agent operator). What the step remembers
+    between batches (performance records, the agent's cool-down, the ADWIN error stream, predictions waiting for
+    labels) is the ``Watch`` at ``<data_root>/monitoring/watch-<model>.json``. The decision, with the retraining
+    request, is written to ``<data_root>/reports/<batch>.json``, which the drift Asset's watcher reads.
+
+    :param clean_batches: clean batch URL(s) (templated); default: the triggering events' ``outputs["clean"]``.
+    :param model_name: registered model (default ``[agentic] model_name``).
+    :param data_root: the flywheel's data root (default ``[agentic] data_root``).
+    :param target: label column (rows without a label are scored, not judged); ``id_column``: row ids.
+    :param conn_id: object-store connection for the batches; ``mlflow_conn_id``: MLflow connection.
+    """
+
+    template_fields: Sequence[str] = (*MonitoringAgentOperator.template_fields, "clean_batches", "model_name",
+                                      "data_root")
+
+    def __init__(self, *, clean_batches: Any = None, model_name: str | None = None, data_root: str | None = None,
+                 target: str = "label", id_column: str | None = "row_id", conn_id: str | None = None,
+                 mlflow_conn_id: str | None = "mlflow_default", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.clean_batches = clean_batches
+        self.model_name = model_name
+        self.data_root = data_root
+        self.target = target
+        self.id_column = id_column
+        self.conn_id = conn_id
+        self.mlflow_conn_id = mlflow_conn_id
+
+    def _batches(self, context: Context) -> list[tuple[str, dict[str, Any]]]:
+        """(clean batch URL, the steward's counts) of every batch to score, oldest first."""
+        given = _native(self.clean_batches) if isinstance(self.clean_batches, str) and \
+            self.clean_batches.strip().startswith("[") else self.clean_batches
+        if given:
+            return [(str(url), {}) for url in ([given] if isinstance(given, str) else given)]
+        found = []
+        for events in (context.get("triggering_asset_events") or {}).values():
+            for event in events:
+                extra = event.extra or {}
+                clean = (extra.get("outputs") or {}).get("clean")
+                if clean:
+                    found.append((str(clean), dict(extra.get("counts") or {})))
+        if not found:
+            raise ValueError("no clean batch: run from an agentic_clean_batch event or pass clean_batches")
+        return found
+
+    def _paths(self, name: str) -> dict[str, str]:
+        from airflow_agentic import config
+
+        root = (self.data_root or config.data_root()).rstrip("/")
+        model = self.model_name or config.model_name()
+        return {"watch": f"{root}/monitoring/watch-{model}.json", "predictions": f"{root}/predictions/{name}.parquet",
+                "report": f"{root}/reports/{name}.json"}
+
+    def build_agent(self, context: Context) -> Agent:
+        """Score the batches into the Watch (kept in memory until the decision is taken), then the agent."""
+        from airflow_agentic import config
+        from airflow_agentic.agents.monitoring import MonitoringPolicy
+        from airflow_agentic.data import io as dio
+        from airflow_agentic.flywheel.monitor import Watch, drift_check
+        from airflow_agentic.flywheel.store import MlflowStore
+        from airflow_agentic.operators.continuous import batch_name, batch_number
+
+        model = self.model_name or config.model_name()
+        tracking_uri = config.mlflow_tracking_uri(self.mlflow_conn_id)
+        store = MlflowStore(model, tracking_uri)
+        with config.mlflow_tracking(tracking_uri):
+            champion = store.champion()
+            if champion is None:
+                raise ValueError(f"{model} has no champion in {tracking_uri}: train and promote a first version")
+            earlier = store.earlier()
+        batches = self._batches(context)
+        names = [batch_name(url) for url, _ in batches]
+        self._name = names[-1]
+        try:
+            self._watch = Watch.from_dict(dio.read_json(self._paths(self._name)["watch"], conn_id=self.conn_id))
+        except FileNotFoundError:
+            self._watch = Watch()
+        for (url, counts), name in zip(batches, names):
+            number = batch_number(url)
+            frame = dio.read_batch(url, conn_id=self.conn_id)
+            ids = frame[self.id_column].to_numpy() if self.id_column and self.id_column in frame.columns \
+                else frame.index.to_numpy()
+            X = frame.drop(columns=[c for c in (self.target, self.id_column) if c and c in frame.columns])
+            predictions = self._watch.score(number, X, ids, champion, earlier)
+            scored = frame[[self.id_column]].copy() if self.id_column in frame.columns else frame.iloc[:, :0].copy()
+            scored["prediction"] = predictions
+            scored["model_version"] = champion.version
+            dio.write_frame(scored, self._paths(name)["predictions"], conn_id=self.conn_id)
+            labelled = self.target in frame.columns and frame[self.target].notna().all()
+            if labelled:
+                self._watch.label(number, frame[self.target].to_numpy())
+            rows, quarantined = int(counts.get("input") or len(frame)), int(counts.get("quarantined") or 0)
+            quality = {"rows": rows, "quarantined": quarantined, "by_reason": counts.get("by_reason") or {},
+                       "quarantined_share": quarantined / rows if rows else 0.0}
+            self._drift = drift_check(champion.profile, X, predictions)
+            self.log.info("batch %s: champion v%s, %s, drift %s %s", name, champion.version,
+                          f"accuracy {self._watch.records[-1].accuracy:.4f}" if labelled else "no labels yet",
+                          self._drift.get("detected"), self._drift.get("drifted_columns"))
+            labelled_upto = max((r.batch for r in self._watch.records), default=None)
+            self._signals = self._watch.signals(batch=number, drift=self._drift, quality=quality,
+                                                champion=champion, labelled_upto=labelled_upto,
+                                                policy=MonitoringPolicy.from_dict(self.policy))
+        self._champion = champion.version
+        return super().build_agent(context)
+
+    def signals(self) -> dict[str, Any]:
+        return self._signals
+
+    def _load_state(self) -> Any:
+        return self._watch.state
+
+    def on_finish(self, context: Context, run: AgentRun) -> Any:
+        from airflow_agentic.agents.monitoring import MonitoringState
+        from airflow_agentic.data import io as dio
+
+        decision = super().on_finish(context, run)
+        self._watch.state = MonitoringState.from_dict((run.result or {}).get("state"))
+        # The retraining the agent asks for runs in another DAG: not in flight for this step's memory.
+        self._watch.state.in_flight = False
+        paths = self._paths(self._name)
+        dio.write_json(self._watch.to_dict(), paths["watch"], conn_id=self.conn_id)
+        report = {"decision": decision, "batch": self._name, "batch_number": self._signals["batch"],
+                  "champion": self._champion,
+                  "drift": {k: self._drift.get(k) for k in ("detected", "score", "max_effect", "drifted_columns")}}
+        dio.write_json(report, paths["report"], conn_id=self.conn_id)
+        latest = self._watch.records[-1] if self._watch.records else None
+        context["ti"].xcom_push(key="accuracy", value=round(latest.accuracy, 4) if latest and
+                                latest.batch == self._signals["batch"] and latest.accuracy is not None else None)
+        return decision

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_agentic.links.mlflow import MODEL_VERSION_URL_XCOM_KEY, MLflowModelVersionLink
+from airflow_agentic.operators._mlops import MlflowTrackingMixin
 from airflow_agentic.operators.agent import AgentOperator
 
 if TYPE_CHECKING:
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from airflow_agentic.agents import Agent, AgentRun
 
 
-class ModelWatchOperator(AgentOperator):
+class ModelWatchOperator(MlflowTrackingMixin, AgentOperator):
     """Watch a fresh champion and roll it back when it is worse than the previous one.
 
     :param model_name: registered model (templated).

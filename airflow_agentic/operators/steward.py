@@ -1,5 +1,5 @@
-"""The Data Steward operator: read a batch, let the steward agent repair and quarantine it, validate the clean rows
-with Great Expectations, write clean / quarantine / validation / report atomically, and emit the clean-batch Asset.
+"""The Data Steward operator: a thin Airflow shell (templates, connections, XCom, assets, approvals, journal)
+around the one steward pipeline, :class:`airflow_agentic.data.pipeline.StewardPipeline`.
 
 Nothing is written before the agent finished and every output is serialised: an unreadable batch or a stop of the
 pipeline fails the task with nothing written. Retries replay the (in-memory) cleaning steps from the journal.
@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 
     from airflow_agentic.agents import AgentRun
     from airflow_agentic.agents.steward import StewardAgent
+    from airflow_agentic.data.pipeline import StewardPipeline
 
-ENGINES = ("pandas", "spark")
+ENGINES = ("pandas", "spark")  # as airflow_agentic.data.pipeline (not imported here: it loads numpy)
 VALIDATE = ("clean", "input", "none")
 
 
@@ -27,8 +28,10 @@ class DataStewardOperator(AgentOperator):
 
     :param source: the batch (templated): a path or ObjectStoragePath URL (``file://``, ``s3://`` ...), Parquet,
         CSV or JSON lines (format from the suffix, or ``fmt``).
-    :param output: folder URL for ``clean.parquet``, ``quarantine.parquet``, ``validation.json``, ``report.json``
-        and the ``_SUCCESS`` manifest written last (templated).
+    :param output: folder URL for ``clean.parquet``, ``quarantine.parquet`` (the quarantined rows exactly as they
+        arrived, plus ``_quarantine_reason``), ``validation.json``, ``report.json`` and ``_manifest.json`` (files,
+        rows, sha256), written last: readers (``airflow_agentic.data.io.read_batch`` / ``read_output``) refuse a
+        folder without a complete manifest, so a run that dies half-way never leaves a readable mix (templated).
     :param profile: a ReferenceProfile ``.npz`` path/URL (templated). Without it, ``suite`` is required and the
         batch is profiled against itself (only self-evident problems are repaired; GX does the checking).
     :param suite: a GX suite as JSON-able dict, or a path/URL of one (templated); default derived from the profile.
@@ -36,8 +39,18 @@ class DataStewardOperator(AgentOperator):
     :param engine: ``pandas`` or ``spark`` (the Spark session comes from Spark's own configuration:
         ``spark-defaults.conf`` / ``SPARK_CONF_DIR``, plus ``spark_conf``).
     :param id_column: the row id column (duplicate ids, quarantine by id).
-    :param config: StewardConfig fields as a dict (templated), e.g. ``{"extra_sentinels": [-1]}``.
+    :param config: StewardConfig fields as a dict (templated), e.g. ``{"extra_sentinels": [-1]}``. Among them
+        ``max_quarantine_share`` (default 0.5): a step that would leave more than this share of the batch
+        quarantined is of risk class ``destructive``, so with ``approval_for`` holding ``destructive`` (the
+        default) it waits for a person; rejected, the task fails and writes nothing. Set it to 1.0 to never ask.
+        (On Spark, ``quarantine_rows`` is rated when the planner picks it; the rule steps' share is checked once
+        the agent is done: above it, the task fails unless ``approval_for`` leaves out ``destructive``.)
     :param validate: ``clean`` (certify what goes downstream), ``input`` or ``none``.
+
+    Renames: columns whose names differ from the reference only in case or spacing are renamed as a repair; a
+    rename by mere name similarity, or one that exchanges columns, is ``destructive`` (approval); renaming onto an
+    existing column is refused with an error. Numbers stored as text are converted (the clean output has the
+    reference dtypes); values that do not parse are quarantined ``type_mismatch``.
 
     Outlets: every Asset in ``outlets`` gets an event whose extra holds the counts and the output locations.
     Returns the StewardReport dict; the trace in XCom ``agent_run`` names the same locations.
@@ -68,125 +81,50 @@ class DataStewardOperator(AgentOperator):
         self.fmt = fmt
         self.validate = validate
         self.spark_conf = dict(spark_conf or {})
-        self._agent: StewardAgent | None = None
-        self._input_frame: Any = None
+        self._pipeline: StewardPipeline | None = None
 
-    # ------------------------------------------------------------------ paths
-    def _path(self, url: Any) -> Any:
-        from airflow.sdk import ObjectStoragePath
-
-        if not isinstance(url, str):
-            return url
-        if "://" not in url:
-            url = f"file://{url}"
-        return ObjectStoragePath(url, conn_id=self.conn_id) if not url.startswith("file://") else ObjectStoragePath(url)
-
+    # ------------------------------------------------------------------ agent
     def _fail(self, what: Any, reason: str) -> None:
         from airflow.sdk.exceptions import AirflowFailException
 
         # Bad input does not heal on a retry: fail at once, naming the file.
         raise AirflowFailException(f"Data Steward cannot read {what}: {reason}. Nothing was written.")
 
-    def _load_profile(self, frame: Any) -> Any:
-        from airflow_agentic.drift.profile import ReferenceProfile
-
-        if self.profile is None:
-            exclude = [self.id_column] if self.id_column and self.id_column in frame.columns else []
-            return ReferenceProfile.from_frame(frame, exclude=exclude, sample_rows=0)
-        path = self._path(self.profile)
-        try:
-            return ReferenceProfile.load(path)
-        except FileNotFoundError:
-            self._fail(self.profile, "reference profile not found")
-        except Exception as exc:  # noqa: BLE001 - a corrupt .npz raises many kinds of errors
-            self._fail(self.profile, f"not a reference profile ({type(exc).__name__}: {exc})")
-
-    def _load_suite(self) -> Any:
-        if self.suite is None or isinstance(self.suite, dict):
-            return self.suite
-        from airflow_agentic.data import io as dio
-
-        try:
-            return dio.read_json(self._path(self.suite))
-        except Exception as exc:  # noqa: BLE001
-            self._fail(self.suite, f"not a readable GX suite JSON ({exc})")
-
-    def _steward_config(self) -> Any:
-        from airflow_agentic.data.findings import StewardConfig
-
+    def _config(self) -> dict:
         config = dict(self.config or {})
         if self.id_column:
             config["id_column"] = self.id_column
-        try:
-            return StewardConfig.from_dict(config)
-        except TypeError as exc:
-            raise ValueError(f"unknown steward config field: {exc}") from None
+        return config
 
-    def _outputs(self) -> tuple[Any, dict[str, str]]:
-        from airflow_agentic.data import io as dio
-        from airflow_agentic.data.steward import OUTPUT_FILES
-
-        out_dir = self._path(self.output_dir)
-        return out_dir, {key: dio.location(dio.join(out_dir, name)) for key, name in OUTPUT_FILES.items()}
-
-    # ------------------------------------------------------------------ agent
     def build_agent(self, context: Context) -> StewardAgent:
-        from airflow_agentic.agents.steward import StewardAgent
-        from airflow_agentic.data import io as dio
         from airflow_agentic.data.errors import StewardInputError
+        from airflow_agentic.data.pipeline import StewardPipeline
 
-        if self.engine not in ENGINES:
-            raise ValueError(f"engine must be one of {ENGINES}, not {self.engine!r}")
-        config = self._steward_config()
-        source = self._path(self.source)
-        _, outputs = self._outputs()
-        self.log.info("Data Steward (%s) on %s -> %s", self.engine, dio.location(source), self.output_dir)
+        self._pipeline = StewardPipeline(
+            self.source, profile=self.profile, output=self.output_dir, engine=self.engine, config=self._config(),
+            suite=self.suite, validate=self.validate, fmt=self.fmt, conn_id=self.conn_id,
+            approval_for=self.approval_for, spark_conf=self.spark_conf, name=f"data-steward-{self.task_id}")
+        self.log.info("Data Steward (%s) on %s -> %s", self.engine, self.source, self.output_dir)
         try:
-            if self.engine == "spark":
-                state = self._spark_state(source, config)
-            else:
-                from airflow_agentic.data.findings import inspect_batch
-                from airflow_agentic.data.steward import BatchState
-
-                frame = dio.read_batch(source, self.fmt)
-                profile = self._load_profile(frame)
-                state = BatchState.from_frame(frame, profile, config, source=dio.location(source))
-                state.findings = inspect_batch(state.frame, profile, config)
-                self._input_frame = frame
+            return self._pipeline.prepare()
         except StewardInputError as exc:
+            self._pipeline.release()
             self._fail(exc.path, exc.reason)
-        self._agent = StewardAgent(state, engine=self.engine, outputs=outputs,
-                                   validation_location=outputs["validation"] if self.validate != "none" else None)
-        return self._agent
-
-    def _spark_state(self, source: Any, config: Any) -> Any:
-        from pyspark.sql import SparkSession
-
-        from airflow_agentic.data import io as dio
-        from airflow_agentic.data.spark import SparkBatchState, inspect_spark, read_spark
-
-        builder = SparkSession.builder.appName(f"data-steward-{self.task_id}")
-        for key, value in self.spark_conf.items():
-            builder = builder.config(key, value)
-        spark = SparkSession.getActiveSession() or builder.getOrCreate()
-        sdf = read_spark(spark, source, self.fmt)
-        if self.profile is None:
-            self._fail(self.source, "the Spark engine needs a reference profile (.npz)")
-        profile = self._load_profile(None)
-        state = SparkBatchState.from_frame(sdf, profile, config, source=dio.location(source))  # persisted once
-        state.findings = inspect_spark(state.sdf, profile, config, n_rows=state.n_input, sql_conf=state.sql_conf)
-        self._input_frame = sdf
-        return state
 
     # ------------------------------------------------------------------ write
     def on_finish(self, context: Context, run: AgentRun) -> Any:
         from airflow.sdk import Asset
+        from airflow.sdk.exceptions import AirflowFailException
 
-        agent = self._agent
-        assert agent is not None
+        from airflow_agentic.data.errors import PipelineStopped
+
+        assert self._pipeline is not None
         if run.status != "finished":
             self.log.warning("steward agent ended with %s; unresolved rows were quarantined", run.status)
-        report = self._write_spark(agent) if self.engine == "spark" else self._write_pandas(agent)
+        try:
+            report = self._pipeline.complete(run).to_dict()
+        except PipelineStopped as stop:
+            raise AirflowFailException(f"Data Steward stopped: {stop.reason}. Nothing was written.") from None
         result = {**run.result, **report, "agent_status": run.status}
         # The trace names the outputs, the validation result and the final counts.
         context["ti"].xcom_push(key=TRACE_XCOM_KEY, value={**run.to_dict(), "result": result})
@@ -199,69 +137,3 @@ class DataStewardOperator(AgentOperator):
                 context["outlet_events"][outlet].extra = extra
         self.log.info("Data Steward: %s", report["counts"])
         return result
-
-    def _validation(self, clean: Any, engine: str | None = None) -> dict:
-        from airflow_agentic.data.validation import suite_from_profile, validate_frame
-
-        if self.validate == "none":
-            return {}
-        state = self._agent.state
-        config = state.config
-        suite = self._load_suite()
-        if suite is None:
-            suite = suite_from_profile(state.profile, id_column=config.id_column,
-                                       range_tolerance=config.range_tolerance, required=config.required,
-                                       exclude=config.exclude)
-        frame = clean if self.validate == "clean" else self._input_frame
-        validation = validate_frame(frame, suite, engine=engine) if engine else validate_frame(frame, suite)
-        validation["validated"] = self.validate
-        return validation
-
-    def _write_pandas(self, agent: StewardAgent) -> dict:
-        from airflow_agentic.data import io as dio
-        from airflow_agentic.data.steward import OUTPUT_FILES, split_outputs
-        from airflow_agentic.data.validation import summarise_validation
-
-        state = agent.state
-        state.check_invariant()
-        clean, quarantine = split_outputs(state)
-        if len(clean) + len(quarantine) != state.n_input:
-            raise RuntimeError("never delete: clean + quarantine must equal the input")
-        validation = self._validation(clean)
-        out_dir, outputs = self._outputs()
-        report = agent.report()
-        report.outputs = outputs
-        report.validation = summarise_validation(validation) if validation else {}
-        report.validation_location = outputs["validation"] if validation else None
-        files = {OUTPUT_FILES["clean"]: dio.frame_to_bytes(clean),
-                 OUTPUT_FILES["quarantine"]: dio.frame_to_bytes(quarantine)}
-        if validation:
-            files[OUTPUT_FILES["validation"]] = dio.json_bytes(validation)
-        files[OUTPUT_FILES["report"]] = dio.json_bytes(report.to_dict())
-        dio.write_outputs(out_dir, files, extra={"counts": report.counts})
-        return report.to_dict()
-
-    def _write_spark(self, agent: StewardAgent) -> dict:
-        from airflow_agentic.data import io as dio
-        from airflow_agentic.data.steward import OUTPUT_FILES
-        from airflow_agentic.data.validation import summarise_validation
-
-        state = agent.state
-        try:
-            counts = state.finish()
-            to_validate, clean, quarantine = state.split()
-            validation = self._validation(to_validate, engine="spark")
-            out_dir, outputs = self._outputs()
-            state.write(clean, quarantine, outputs)
-            report = agent.report()
-            report.counts = counts
-            report.outputs = outputs
-            report.validation = summarise_validation(validation) if validation else {}
-            report.validation_location = outputs["validation"] if validation else None
-            files = {OUTPUT_FILES["report"]: dio.json_bytes(report.to_dict())}
-            if validation:
-                files = {OUTPUT_FILES["validation"]: dio.json_bytes(validation), **files}
-            dio.write_outputs(out_dir, files, extra={"counts": counts})
-        finally:
-            state.release()
-        return report.to_dict()

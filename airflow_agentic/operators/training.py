@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_agentic.links.mlflow import (MODEL_VERSION_URL_XCOM_KEY, RUN_URL_XCOM_KEY, MLflowModelVersionLink,
                                           MLflowRunLink)
+from airflow_agentic.operators._mlops import MlflowTrackingMixin
 from airflow_agentic.operators.agent import AgentOperator
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ def drift_lineage(drift_event: Any) -> dict[str, str]:
     return {k: str(v)[:500] for k, v in tags.items() if v not in ("", None)}
 
 
-class TrainingOperator(AgentOperator):
+class TrainingOperator(MlflowTrackingMixin, AgentOperator):
     """Train a challenger.
 
     :param data: URL (ObjectStoragePath) of a Parquet file, a folder of Parquet files or a glob (templated).
@@ -98,7 +99,8 @@ class TrainingOperator(AgentOperator):
 
     def build_agent(self, context: Context) -> Agent:
         from airflow_agentic.agents.training import TrainingAgent
-        from airflow_agentic.operators._mlops import default_optuna_storage, load_dataset, native
+        from airflow_agentic.config import optuna_storage
+        from airflow_agentic.operators._mlops import load_dataset, native
 
         if not self.data:
             raise ValueError("TrainingOperator needs `data` (a Parquet file, folder or glob URL)")
@@ -116,7 +118,7 @@ class TrainingOperator(AgentOperator):
             dataset, model_name=self.model_name, experiment_name=self.experiment_name or f"{self.model_name}-training",
             run_key=self.study_name or f"{ti.dag_id}.{ti.task_id}.{ti.run_id}", client=client, tracking_uri=hook.tracking_uri(),
             families=[families] if isinstance(families, str) else families, metric=self.metric,
-            n_trials=int(self.n_trials), timeout=self.timeout, storage=self.storage or default_optuna_storage(),
+            n_trials=int(self.n_trials), timeout=self.timeout, storage=self.storage or optuna_storage(),
             warm_start=self.warm_start, study_name=self.study_name or None, lineage=lineage,
             hpo_config=self.hpo_config)
 

@@ -78,11 +78,12 @@ def test_atomic_write_leaves_no_partial_file(tmp_path, frame):
     with pytest.raises(Boom):
         dio.write_outputs(tmp_path / "out", {"clean.parquet": dio.frame_to_bytes(frame), "report.json": exploding})
     assert not target.exists()
-    assert not (tmp_path / "out" / "_SUCCESS").exists()
+    assert not (tmp_path / "out" / "_manifest.json").exists()
     written = dio.write_outputs(tmp_path / "out", {"clean.parquet": dio.frame_to_bytes(frame)})
-    assert set(written) == {"clean.parquet", "_SUCCESS"}
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["_SUCCESS", "clean.parquet"]  # no temp files
-    manifest = dio.read_json(tmp_path / "out" / "_SUCCESS")
+    assert set(written) == {"clean.parquet", "_manifest.json"}
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["_manifest.json", "clean.parquet"]  # no temps
+    manifest = dio.read_json(tmp_path / "out" / "_manifest.json")
+    assert manifest["complete"] is True
     assert manifest["files"]["clean.parquet"]["sha256"] == hashlib.sha256(target.read_bytes()).hexdigest()
 
 
@@ -107,7 +108,7 @@ def test_memory_filesystem_through_upath(frame):
     root = UPath("memory://steward-test/out")
     dio.write_outputs(root, {"clean.parquet": dio.frame_to_bytes(frame)})
     pd.testing.assert_frame_equal(dio.read_batch(root / "clean.parquet"), frame)
-    assert (root / "_SUCCESS").exists()
+    assert (root / "_manifest.json").exists()
     with pytest.raises(StewardInputError, match="memory"):
         dio.read_batch(UPath("memory://steward-test/none.parquet"))
 

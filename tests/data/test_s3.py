@@ -63,21 +63,22 @@ def test_steward_writes_atomically_to_s3(s3):
 
     from airflow_agentic.data.findings import StewardConfig
     from airflow_agentic.data.io import read_batch, read_json
-    from airflow_agentic.data.steward import steward_batch
+    from airflow_agentic.data.pipeline import run_steward
 
     batch = corrupted_batch(300)
     s3.put_object(Bucket="steward", Key="landing/b1.parquet", Body=batch.to_parquet(index=False))
     before = s3.get_object(Bucket="steward", Key="landing/b1.parquet")["ETag"]
     out = _path("out/b1")
-    report = steward_batch(_path("landing/b1.parquet"), make_profile(), out, config=StewardConfig(id_column="row_id"),
+    report = run_steward(_path("landing/b1.parquet"), make_profile(), out, config=StewardConfig(id_column="row_id"),
                            validate="none")
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="steward", Prefix="out/b1/")["Contents"])
-    assert keys == ["out/b1/_SUCCESS", "out/b1/clean.parquet", "out/b1/quarantine.parquet", "out/b1/report.json"]
+    assert keys == ["out/b1/_manifest.json", "out/b1/clean.parquet", "out/b1/quarantine.parquet",
+                    "out/b1/report.json"]
     assert "steward/out/b1/clean.parquet" in report.outputs["clean"]
     clean = read_batch(out / "clean.parquet")
     quarantine = read_batch(out / "quarantine.parquet")
     assert len(clean) + len(quarantine) == len(batch)
-    assert read_json(out / "_SUCCESS")["counts"]["input"] == len(batch)
+    assert read_json(out / "_manifest.json")["counts"]["input"] == len(batch)
     assert s3.get_object(Bucket="steward", Key="landing/b1.parquet")["ETag"] == before  # input untouched
 
 

@@ -9,6 +9,7 @@ from helpers import corrupted_batch, make_profile, reference_frame
 
 from airflow_agentic.data.errors import PipelineStopped
 from airflow_agentic.data.findings import StewardConfig, inspect_batch
+from airflow_agentic.data.pipeline import run_steward
 from airflow_agentic.data.steward import (
     QUARANTINE_REASON_COLUMN,
     BatchState,
@@ -16,8 +17,6 @@ from airflow_agentic.data.steward import (
     deduplicate,
     quarantine_rows,
     rule_policy,
-    run_policy,
-    steward_batch,
 )
 
 CONFIG = StewardConfig(id_column="row_id", drift=False)
@@ -66,7 +65,7 @@ def test_schema_findings_and_rename_suggestion(profile):
 
 def test_rename_is_repaired(profile, tmp_path):
     batch = corrupted_batch().rename(columns={"cat": "CAT"})
-    report = steward_batch(batch, profile, tmp_path, config=CONFIG, validate="none")
+    report = run_steward(batch, profile, tmp_path, config=CONFIG, validate="none")
     assert report.actions[0] == {"action": "rename_columns", "renamed": {"CAT": "cat"}}
     assert "cat" in pd.read_parquet(tmp_path / "clean.parquet").columns
 
@@ -81,13 +80,13 @@ def test_stop_pipeline_writes_nothing(profile, tmp_path, breakage):
     else:
         batch = batch.drop(columns=["row_id"])
     with pytest.raises(PipelineStopped, match="schema broken") as info:
-        steward_batch(batch, profile, tmp_path / "out", config=CONFIG)
+        run_steward(batch, profile, tmp_path / "out", config=CONFIG)
     assert info.value.findings["summary"]["schema_broken"]
     assert not (tmp_path / "out").exists()
 
 
 def test_missing_target_is_not_fatal(profile, tmp_path):
-    report = steward_batch(corrupted_batch().drop(columns=["label"]), profile, tmp_path, config=CONFIG,
+    report = run_steward(corrupted_batch().drop(columns=["label"]), profile, tmp_path, config=CONFIG,
                            validate="none")
     assert report.accepted
 
@@ -95,7 +94,7 @@ def test_missing_target_is_not_fatal(profile, tmp_path):
 def test_full_pass_outputs_and_reasons(profile, tmp_path):
     batch = corrupted_batch()
     snapshot = batch.copy(deep=True)
-    report = steward_batch(batch, profile, tmp_path, config=CONFIG)
+    report = run_steward(batch, profile, tmp_path, config=CONFIG)
     pd.testing.assert_frame_equal(batch, snapshot)  # input never modified
     assert [a["action"] for a in report.actions] == [
         "replace_sentinels", "normalise_categories", "deduplicate", "quarantine_invalid", "accept"]
@@ -117,7 +116,7 @@ def test_full_pass_outputs_and_reasons(profile, tmp_path):
 
 
 def test_validate_input_reports_failures(profile, tmp_path):
-    report = steward_batch(corrupted_batch(), profile, tmp_path, config=CONFIG, validate="input")
+    report = run_steward(corrupted_batch(), profile, tmp_path, config=CONFIG, validate="input")
     failed = {(f["type"], f["column"]) for f in report.validation["failed"]}
     assert ("expect_column_values_to_be_unique", "row_id") in failed
     assert ("expect_column_values_to_be_in_set", "cat") in failed
@@ -125,7 +124,7 @@ def test_validate_input_reports_failures(profile, tmp_path):
 
 def test_user_suite(profile, tmp_path):
     suite = [{"type": "expect_column_values_to_be_between", "kwargs": {"column": "y", "min_value": 0, "max_value": 5}}]
-    report = steward_batch(corrupted_batch(), profile, tmp_path, config=CONFIG, suite=suite)
+    report = run_steward(corrupted_batch(), profile, tmp_path, config=CONFIG, suite=suite)
     assert not report.validation["success"]
     assert report.validation["failed"][0]["column"] == "y"
 
@@ -138,7 +137,9 @@ def test_tools_by_hand(profile):
     deduplicate(state)
     counts = state.counts()
     assert counts["by_reason"] == {"manual": 2, "duplicate": 10, "duplicate_id": 1}
-    run_policy(state)
+    from airflow_agentic.agents.steward import steward_with_agent
+
+    steward_with_agent(state)
     assert state.accepted and state.history()[-1] == "accept"
     assert state.counts()["clean"] + state.counts()["quarantined"] == len(batch)
 
@@ -147,7 +148,7 @@ def test_clean_batch_goes_straight_to_accept(profile, tmp_path):
     batch = reference_frame(500, seed=7)
     findings = inspect_batch(batch, profile, CONFIG)
     assert rule_policy(findings, None, []) == ("accept", {})
-    report = steward_batch(batch, profile, tmp_path, config=CONFIG)
+    report = run_steward(batch, profile, tmp_path, config=CONFIG)
     assert report.counts["quarantined"] == 0 and report.validation["success"]
 
 
@@ -180,7 +181,8 @@ def _random_corruption(rng, n):
 def test_never_delete_over_random_corruptions(profile, tmp_path, seed):
     rng = np.random.default_rng(seed)
     batch = _random_corruption(rng, 300)
-    report = steward_batch(batch, profile, tmp_path, config=CONFIG, validate="none")
+    config = StewardConfig(id_column="row_id", drift=False, max_quarantine_share=1.0)  # never-delete, not approvals
+    report = run_steward(batch, profile, tmp_path, config=config, validate="none")
     clean = pd.read_parquet(tmp_path / "clean.parquet")
     quarantine = pd.read_parquet(tmp_path / "quarantine.parquet")
     ids = sorted(clean["row_id"].tolist() + quarantine["row_id"].tolist())

@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 HOME = Path(os.environ["AIRFLOW_HOME"])
 DATA_ROOT = f"file://{HOME}/agentic-data"  # the example DAGs' default
-COOLDOWN = 5  # AGENTIC_DRIFT_COOLDOWN default in dags/agentic_retraining.py
+COOLDOWN = 5  # [agentic] drift_cooldown default in dags/agentic_retraining.py
 
 
 def _retraining_runs(api):
@@ -44,10 +44,8 @@ def _monitoring_decision(api, count):
 
 @pytest.fixture(scope="module")
 def flywheel(airflow_stack, mlflow_server):
-    # The stack's environment was fixed at session start: the DAGs find MLflow through this file.
-    (HOME / "agentic").mkdir(parents=True, exist_ok=True)
-    (HOME / "agentic" / "mlflow_uri").write_text(mlflow_server.url)
-    first = demo.bootstrap(DATA_ROOT, mlflow_server.url, n_trials=3)
+    # The stack runs with [agentic] mlflow_tracking_uri = the session's MLflow server (tests/conftest.py).
+    first = demo.bootstrap(DATA_ROOT, mlflow_server.url)
     api = demo.AirflowAPI(airflow_stack.url, airflow_stack.home)
     for dag_id in demo.DAG_IDS:
         api.wait_dag(dag_id)
@@ -85,7 +83,7 @@ def test_drifted_batch_makes_a_new_champion(flywheel):
     assert api.wait_run("agentic_retraining", run["dag_run_id"], 240) == "success"
     turn = api.xcom("agentic_retraining", run["dag_run_id"], "continuous_learning")
     assert turn["status"] == "promoted" and turn["champion_after"] == champion
-    event = api.xcom("agentic_retraining", run["dag_run_id"], "collect", "drift_event")
+    event = api.xcom("agentic_retraining", run["dag_run_id"], "continuous_learning", "flywheel_turn")["drift_event"]
     assert event["files"] == ["0002.json"]
     aliases = demo.aliases(uri)
     assert aliases["champion"] == champion != flywheel["first"]
@@ -107,7 +105,7 @@ def test_burst_of_drift_reports_starts_one_retraining(flywheel):
     runs = _wait_retraining_runs(api, before + 1)
     run = runs[before]
     assert api.wait_run("agentic_retraining", run["dag_run_id"], 240) == "success"
-    event = api.xcom("agentic_retraining", run["dag_run_id"], "collect", "drift_event")
+    event = api.xcom("agentic_retraining", run["dag_run_id"], "continuous_learning", "flywheel_turn")["drift_event"]
     assert event["events"] == 1 and event["files"] == ["burst0.json", "burst1.json", "burst2.json"]
     time.sleep(COOLDOWN + 3)
     assert len(_retraining_runs(api)) == before + 1

@@ -1,4 +1,4 @@
-"""The backtest end to end on small generated streams: the output contract as the shared scorer reads it, the label
+"""The backtest end to end on small generated streams: the output contract as the scorer reads it, the label
 delay, every policy, the CLI, the goal on several kinds of drift, and the LLM planner (scripted loopback server)."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import score as scorer  # ../shared/scenarios/score.py, unchanged
 from airflow_agentic.agents.llm_planner import LLMPlanner, LLMSettings
+from airflow_agentic.flywheel import scenario as scorer
 from airflow_agentic.flywheel.backtest import LabelLeak, LabelVault, run_backtest
+from airflow_agentic.flywheel.scenario import make_stream
 from llm_server import ScriptedLLM
-from streams import make_stream
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,8 @@ def test_every_policy_and_the_cli(root, tmp_path, capsys):
         run_backtest(root / "small", "sometimes")
 
 
-DRIFTING = [("abrupt", dict(label_delay=2, seed=11)), ("gradual", dict(seed=12)), ("recurring", dict(seed=13))]
+DRIFTING = [("abrupt", dict(label_delay=2, seed=11)), ("gradual", dict(seed=12)), ("recurring", dict(seed=13)),
+            ("label_prior", dict(seed=16)), ("covariate_harmful", dict(label_delay=1, seed=17))]
 STEADY = [("covariate_harmless", dict(seed=14)), ("corrupted", dict(label_delay=1, seed=15))]
 
 
@@ -141,3 +142,21 @@ def test_garbage_llm_falls_back_to_rules_without_breaking_the_backtest(root, tmp
     a = pd.read_parquet(tmp_path / "rules" / "predictions.parquet")
     b = pd.read_parquet(tmp_path / "llm" / "predictions.parquet")
     pd.testing.assert_frame_equal(a, b)
+
+
+@pytest.mark.integration
+def test_versions_in_an_mlflow_registry_change_nothing_but_storage(root, tmp_path):
+    """The same turn on a real MLflow registry (as the DAGs keep versions) and in memory: identical predictions and
+    decisions; the registry's aliases end where the in-memory champion does."""
+    from mlflow import MlflowClient
+
+    make_stream("abrupt", root, n_batches=16, drift_at=9, seed=4, name="registry")
+    memory = run_backtest(root / "registry", "agentic", tmp_path / "memory")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    registry = run_backtest(root / "registry", "agentic", tmp_path / "registry", registry=uri)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "memory" / "predictions.parquet"),
+                                  pd.read_parquet(tmp_path / "registry" / "predictions.parquet"))
+    assert [b["actions"] for b in memory.batches] == [b["actions"] for b in registry.batches]
+    assert memory.summary["retrains"] == registry.summary["retrains"] >= 1
+    aliases = MlflowClient(uri).get_registered_model("backtest-registry").aliases
+    assert str(aliases["champion"]) == registry.summary["final_version"] == memory.summary["final_version"]

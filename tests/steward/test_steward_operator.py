@@ -52,8 +52,8 @@ def test_operator_on_local_files(airflow_db, steward_files):
     quarantine = pd.read_parquet(out / "quarantine.parquet")
     assert len(clean) == counts["clean"] and len(quarantine) == counts["quarantined"]
     assert quarantine["_quarantine_reason"].notna().all()
-    assert sorted(p.name for p in out.iterdir()) == ["_SUCCESS", "clean.parquet", "quarantine.parquet", "report.json",
-                                                     "validation.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["_manifest.json", "clean.parquet", "quarantine.parquet",
+                                                     "report.json", "validation.json"]
     assert report["validation_location"] == str(out / "validation.json") and report["validation"]
     trace = _xcom(dr, "steward", key="agent_run")
     assert trace["status"] == "finished" and trace["steps"][-1]["tool"] == "finish"
@@ -86,12 +86,12 @@ def test_operator_on_s3(airflow_db, steward_files, s3_server):
                             "profile": "s3://lake/ref/profile.npz"})
     assert dr.state == "success"
     keys = sorted(o["Key"] for o in s3_server.list_objects_v2(Bucket="lake", Prefix="clean/b1/")["Contents"])
-    assert keys == ["clean/b1/_SUCCESS", "clean/b1/clean.parquet", "clean/b1/quarantine.parquet",
+    assert keys == ["clean/b1/_manifest.json", "clean/b1/clean.parquet", "clean/b1/quarantine.parquet",
                     "clean/b1/report.json", "clean/b1/validation.json"]
     report = _xcom(dr, "steward")
     assert report["counts"]["clean"] + report["counts"]["quarantined"] == len(steward_files["frame"])
     assert report["outputs"]["clean"].endswith("lake/clean/b1/clean.parquet")
-    manifest = json.loads(s3_server.get_object(Bucket="lake", Key="clean/b1/_SUCCESS")["Body"].read())
+    manifest = json.loads(s3_server.get_object(Bucket="lake", Key="clean/b1/_manifest.json")["Body"].read())
     assert manifest["counts"] == report["counts"]
     (uri, extra), = _asset_events(dr)
     assert extra["counts"] == report["counts"]

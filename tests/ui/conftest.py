@@ -13,7 +13,7 @@ import threading
 import time
 
 import pytest
-from ui_seed import DAG_A, RUNS, TEST_DAG_FILE, WAITING, seed_registry
+from ui_seed import DAG_A, MODEL, RUNS, TEST_DAG_FILE, WAITING, seed_fleet, seed_registry
 
 
 log = logging.getLogger("ui_stack")
@@ -33,7 +33,9 @@ def ui_stack(tmp_path_factory, request):
     dags.mkdir()
     shutil.copy(TEST_DAG_FILE, dags / TEST_DAG_FILE.name)
     reports = home / "reports"
-    stack = FabAirflowStack(home, dags, readable_dag_id=DAG_A, extra_env={"AGENTIC_REPORTS_PATH": str(reports)})
+    # The test DAGs' monitoring names no model: they serve `[agentic] model_name`, the seeded one.
+    stack = FabAirflowStack(home, dags, readable_dag_id=DAG_A, extra_env={"AGENTIC_REPORTS_PATH": str(reports),
+                                                                           "AIRFLOW__AGENTIC__MODEL_NAME": MODEL})
     stack.reports = reports
 
     failures: list[BaseException] = []
@@ -50,16 +52,18 @@ def ui_stack(tmp_path_factory, request):
     booting.start()
     try:
         mlflow_server = request.getfixturevalue("mlflow_server")
-        # Where the DAGs and the plugin look for MLflow when no connection or env says otherwise.
-        (home / "agentic").mkdir(exist_ok=True)
-        (home / "agentic" / "mlflow_uri").write_text(mlflow_server.url)
         phase("MLflow up")
         seed_registry(mlflow_server.url)
+        seed_fleet(mlflow_server.url)
         stack.mlflow_url = mlflow_server.url
         phase("registry seeded")
         booting.join()
         if failures:
             raise failures[0]
+        # The plugin finds MLflow the way tasks do (airflow_agentic.config): here through the `mlflow_default`
+        # connection, which the API server reads from its database at each request.
+        stack.api("POST", "/connections", json={"connection_id": "mlflow_default", "conn_type": "mlflow",
+                                                "host": mlflow_server.url}).raise_for_status()
         for name, (dag_id, run_id) in stack.runs.items():
             if name in WAITING:
                 stack.wait_task_state(dag_id, run_id, "monitor", "awaiting_input", timeout=240)

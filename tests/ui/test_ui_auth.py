@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from ui_seed import DAG_A, DAG_B
+from ui_seed import DAG_A, DAG_B, MODEL
 
 pytestmark = pytest.mark.integration
 
@@ -24,10 +24,19 @@ def _every_route(stack) -> list[str]:
     urls = []
     for route in app.routes:
         path = re.sub(r"\{relative:path\}", REPORT, route.path)
-        takes_dag = "dag_id" in {p.name for p in route.dependant.query_params}
-        query = "?" + urlencode({"dag_id": dag_id, "run_id": run_id}) if takes_dag else ""
+        params = {p.name for p in route.dependant.query_params}
+        wanted = {**({"dag_id": dag_id, "run_id": run_id} if "dag_id" in params else {}),
+                  **({"name": MODEL} if "name" in params else {})}
+        query = "?" + urlencode(wanted) if wanted else ""
         urls.append(f"{stack.url}{URL_PREFIX}{path}{query}")
     return urls
+
+
+def stack_logs(stack) -> str:
+    """The API server's last traceback, where a 500's cause is."""
+    text = (stack.home / "api-server.log").read_text(errors="replace")
+    start = text.rfind("Traceback")
+    return text[start:start + 6000] if start >= 0 else text[-3000:]
 
 
 def _get(url: str, token: str | None = None, **kw) -> httpx.Response:
@@ -47,7 +56,8 @@ def test_every_route_refuses_a_request_without_a_valid_token(ui_stack):
     # ... and the same URLs answer a logged-in admin, by header and by the UI's cookie.
     token = ui_stack.token()
     for url in urls:
-        assert _get(url, token=token).status_code == 200, url
+        answer = _get(url, token=token)
+        assert answer.status_code == 200, (url, answer.text[:500], stack_logs(ui_stack))
     page = _get(urls[0], cookies={"_token": token})
     assert page.status_code == 200 and "Agentic flywheel" in page.text and REPORT in page.text
     report = _get(next(u for u in urls if u.endswith(REPORT)), token=token)
@@ -82,8 +92,13 @@ def test_a_reader_of_one_dag_sees_only_that_dags_traces_approvals_and_drift(ui_s
         assert _get(f"{base}/{page_name}", token=admin, params={"dag_id": b_dag, "run_id": b_run}).status_code == 200
     # The registry is not a DAG's: every logged-in user sees it (the session's MLflow server also holds the
     # models of other test modules, so only the seeded one is checked).
-    models = _get(f"{base}/api/models", token=reader).json()
-    assert models["error"] is None and "ui_flywheel" in [m["name"] for m in models["models"]]
+    models = _get(f"{base}/api/models", token=reader, params={"q": MODEL}).json()
+    assert models["error"] is None and MODEL in [m["name"] for m in models["items"]]
+    # A model's page shows the reader only DAG A's part of it.
+    page = _get(f"{base}/ui/model", token=reader, params={"name": MODEL})
+    assert page.status_code == 200 and DAG_A in page.text and DAG_B not in page.text
+    assert _get(f"{base}/ui/model", token=reader, params={"name": MODEL, "dag_id": DAG_B}).status_code == 403
+    assert _get(f"{base}/ui/model", token=reader, params={"name": "no-such-model"}).status_code == 404
 
 
 def test_extra_links_of_the_agent_operator_open_its_trace_and_drift(ui_stack):

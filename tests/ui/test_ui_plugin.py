@@ -138,3 +138,55 @@ def test_extra_links_point_at_the_plugin_pages(monkeypatch):
         "https://airflow.example.org/agentic/ui/trace?dag_id=flywheel&run_id=manual__2026-11-27T10%3A00%3A00%2B00%3A00"
         "&task_id=monitor&map_index=-1")
     assert DriftReportLink().get_link(None, ti_key=key).startswith("https://airflow.example.org/agentic/ui/drift?")
+
+
+def test_model_list_searches_and_pages_through_the_whole_registry(mlflow_server):
+    """More models than one registry request returns (the list pages through MLflow's own page tokens)."""
+    from mlflow import MlflowClient
+
+    from airflow_agentic.models.registry import PROMOTION_HISTORY_TAG
+
+    client = MlflowClient(tracking_uri=mlflow_server.url)
+    client.create_registered_model("ui_list_Alpha", tags={PROMOTION_HISTORY_TAG: '[{"from": null, "to": "1", '
+                                                          '"reason": "first", "at": "2026-11-27T10:00:00+00:00"}]'})
+    for i in range(3):
+        client.create_registered_model(f"ui_list_beta_{i}")
+    found = data.model_list(mlflow_server.url, None, search="UI_LIST_", per_page=2)
+    assert found.total == 4 and found.pages == 2 and [m.name for m in found.items] == ["ui_list_beta_2",
+                                                                                      "ui_list_beta_1"]
+    last = data.model_list(mlflow_server.url, None, search="ui_list_", page=2, per_page=2)
+    assert [m.name for m in last.items] == ["ui_list_beta_0", "ui_list_Alpha"] and last.items[1].changes == 1
+    assert data.model_list(mlflow_server.url, None, search="alpha").total == 1
+    assert data.model_list(mlflow_server.url, None, search="no such model").items == []
+    assert data.model_list(mlflow_server.url, None, search="ui_list_", page=99, per_page=2).items == []
+    assert data.model_detail(mlflow_server.url, None, "ui_list_Alpha").history[0]["reason"] == "first"
+    assert data.model_detail(mlflow_server.url, None, "no such model") is None
+    assert data.model_detail(mlflow_server.url, None, "it's 'quoted'") is None  # a name is data, not a filter
+
+
+def test_a_decision_belongs_to_the_model_it_names_or_else_to_the_default_model():
+    ref = data.TaskRef("d", "r", "t")
+    turn = data.Trace(ref=ref, at="", kind="flywheel_turn", agent="flywheel turn", status="promoted", headline="",
+                      observation={"model": "churn"})
+    deploy = data.Trace(ref=ref, at="", kind="agent_run", agent="deployment", status="finished", headline="",
+                        steps=[{"tool": "promote", "arguments": {"model_name": "fraud"}}])
+    monitor = data.Trace(ref=ref, at="", kind="agent_run", agent="monitoring", status="finished", headline="")
+    assert data.mentions_model(turn, "churn") and not data.mentions_model(turn, "fraud", "fraud")
+    assert data.mentions_model(deploy, "fraud") and not data.mentions_model(deploy, "churn", "churn")
+    assert data.mentions_model(monitor, "flywheel", "flywheel") and not data.mentions_model(monitor, "churn", "x")
+
+
+def test_the_model_list_renders_its_pages_and_keeps_search_and_dag_in_the_links():
+    from airflow_agentic.plugins.ui.app import render
+
+    request = type("Request", (), {"scope": {"root_path": "/agentic"}})()
+    rows = [data.ModelSummary(name=f"m{i}", champion="2", champion_since=None, champion_why=None,
+                              aliases={"champion": "2", "previous": "1"}, updated=None, changes=1) for i in range(2)]
+    html = render(request, "flywheel.html", models=data.Page(items=rows, page=2, per_page=2, total=6), q="m",
+                  dag_id="d <1>", dag_choices=["d <1>"], registry_error=None, tracking_uri="http://mlflow",
+                  points=[], markers=[], traces=[], approvals=[], reports=[]).body.decode()
+    assert "page 2 of 3" in html and html.count('class="model-row"') == 2
+    assert 'href="/agentic/ui?q=m&amp;dag_id=d+%3C1%3E&amp;page=1"' in html  # previous
+    assert 'href="/agentic/ui?q=m&amp;dag_id=d+%3C1%3E&amp;page=3"' in html  # next
+    assert 'href="/agentic/ui/model?name=m0&amp;dag_id=d+%3C1%3E"' in html
+    assert "d <1>" not in html  # escaped everywhere

@@ -2,6 +2,8 @@
 
 - MLflow: model ``ui_flywheel`` with four versions, promoted and rolled back through ``ModelRegistry`` (so the
   aliases and history tags are the ones the flywheel writes): champion v3, previous v1, challenger v4.
+- MLflow: a fleet of ``FLEET`` more models (``fleet-000`` ...), registered after it, so the list pages and the search
+  finds ``ui_flywheel`` among them; each has one version of the same logged model, most a champion.
 - Airflow: real runs of the two test DAGs in tests/dags/agentic_test_ui.py. DAG A: batch 2 (drift and an accuracy
   drop: retraining requested), batch 3 (the agent asks a person before it acts: waiting). DAG B: batch 1 (nothing to
   do), batch 2 (waiting for a person). The user ``reader`` may read DAG A only.
@@ -22,6 +24,7 @@ RUNS = {  # name -> (DAG, run conf); the WAITING ones end with the monitor task 
     "b2": (DAG_B, {"batch": 2, "shift": 1.2, "accuracies": [0.90, 0.68], "approval_for": "write"}),
 }
 WAITING = {"a3", "b2"}
+FLEET = 200
 
 
 def _register_versions(uri: str, count: int) -> list[str]:
@@ -68,3 +71,33 @@ def seed_registry(uri: str) -> None:
     registry.rollback(MODEL, reason="v2 worse than v1 on the same 400 labelled rows (McNemar z=3.1)")
     registry.promote(MODEL, v3, reason="retrained after drift in x1, x3: accuracy 0.90 vs 0.72", check_load=False)
     client.set_registered_model_alias(MODEL, "challenger", v4)
+
+
+def seed_fleet(uri: str, count: int = FLEET) -> None:
+    """``count`` registered models with one version each (the source of ui_flywheel's v1: nothing is logged
+    again), a champion alias on all but every fifth and a promotion in the history tag: what a registry of many
+    flywheels looks like to the list page. A few threads: the registry answers one request at a time anyway."""
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mlflow import MlflowClient
+
+    from airflow_agentic.models.registry import PROMOTION_HISTORY_TAG
+
+    client = MlflowClient(uri)
+    source = client.get_model_version(MODEL, "1")
+    model_id = source.model_id or source.source.rsplit("/", 1)[-1]
+
+    def one(i: int) -> None:
+        name = f"fleet-{i:03d}"
+        at = f"2026-11-{1 + i % 28:02d}T10:00:00+00:00"
+        tags = {} if i % 5 == 0 else {PROMOTION_HISTORY_TAG: json.dumps(
+            [{"from": None, "to": "1", "reason": f"first model of fleet {i}", "at": at}])}
+        client.create_registered_model(name, tags=tags)
+        # A `models:/m-...` source names its logged model; MLflow takes it with that model's id and no run id.
+        mv = client.create_model_version(name, source.source, model_id=model_id, await_creation_for=0)
+        if i % 5:
+            client.set_registered_model_alias(name, "champion", mv.version)
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(one, range(count)))

@@ -233,15 +233,13 @@ def _agent_trace(ref: TaskRef, at: str, run: dict[str, Any]) -> Trace:
 
 
 def _turn_trace(ref: TaskRef, at: str, turn: dict[str, Any]) -> Trace:
-    steps = [{"step": i, "agent": s.get("agent"), "tool": s.get("action"), "rationale": s.get("reason"),
-              "status": "", "result": {k: v for k, v in s.items() if k not in ("agent", "action", "reason")}}
-             for i, s in enumerate(turn.get("steps") or [], start=1) if isinstance(s, dict)]
+    steps = [s for s in turn.get("steps") or [] if isinstance(s, dict)]  # TraceStep dicts, as every agent's
     before, after = turn.get("champion_before"), turn.get("champion_after")
     headline = f"{turn.get('status')}: champion {before} -> {after}" if before != after else str(turn.get("status"))
     return Trace(ref=ref, at=at, kind=TURN_XCOM_KEY, agent="flywheel turn", status=str(turn.get("status") or ""),
                  headline=headline, reasons=[str(s.get("rationale")) for s in steps[-1:]],
                  observation={"model": turn.get("model_name"), "data": turn.get("data"),
-                              "drift_event": turn.get("drift_event")}, steps=steps, result=turn)
+                              "request": turn.get("request")}, steps=steps, result=turn)
 
 
 def _trace(row: Any) -> Trace | None:
@@ -338,9 +336,9 @@ class ModelView:
 
 def tracking_uri() -> str:
     """The MLflow the DAGs use, resolved the same way their tasks resolve it."""
-    from airflow_agentic.operators.continuous import resolve_tracking_uri
+    from airflow_agentic.config import mlflow_tracking_uri
 
-    return resolve_tracking_uri()
+    return mlflow_tracking_uri()
 
 
 def mlflow_ui_url(uri: str) -> str | None:
@@ -387,58 +385,187 @@ def _reachable(uri: str) -> None:
         httpx.get(f"{uri.rstrip('/')}/health", timeout=5).raise_for_status()
 
 
+def _client(uri: str):
+    from mlflow import MlflowClient
+
+    _reachable(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _champion(model: Any) -> tuple[str | None, list[dict[str, Any]], dict[str, Any] | None]:
+    """(champion version, history newest first, the change that made it champion)."""
+    history = _history(dict(model.tags or {}))
+    champion = (model.aliases or {}).get(CHAMPION)
+    champion = str(champion) if champion is not None else None
+    return champion, history, next((e for e in history if str(e.get("to")) == champion), None)
+
+
+def _model_url(ui_url: str | None, name: str) -> str | None:
+    from urllib.parse import quote
+
+    return f"{ui_url}/#/models/{quote(name, safe='')}" if ui_url else None
+
+
+def _model_view(client: Any, model: Any, ui_url: str | None, max_versions: int) -> ModelView:
+    from airflow_agentic.hooks.mlflow import model_version_url, run_url
+
+    aliases_of: dict[str, list[str]] = defaultdict(list)
+    for alias, version in (model.aliases or {}).items():
+        aliases_of[str(version)].append(alias)
+    versions = []
+    newest = client.search_model_versions(f"name='{_quoted(model.name)}'", max_results=max_versions,
+                                          order_by=["version_number DESC"]) if max_versions > 0 else []
+    for mv in newest:
+        experiment_id = None
+        if mv.run_id:
+            try:
+                experiment_id = client.get_run(mv.run_id).info.experiment_id
+            except Exception:  # noqa: BLE001 - a deleted run still leaves a readable version
+                experiment_id = None
+        mv_tags = {k: v for k, v in (mv.tags or {}).items() if k.startswith("agentic.")}
+        trained_by = None
+        if mv_tags.get("agentic.dag_id") and mv_tags.get("agentic.run_id"):
+            trained_by = TaskRef(mv_tags["agentic.dag_id"], mv_tags["agentic.run_id"], "")
+        versions.append(VersionView(
+            version=str(mv.version),
+            aliases=sorted(aliases_of.get(str(mv.version), []),
+                           key=lambda a: ALIAS_ORDER.index(a) if a in ALIAS_ORDER else len(ALIAS_ORDER)),
+            created=iso(mv.creation_timestamp), run_id=mv.run_id,
+            run_url=run_url(ui_url, experiment_id, mv.run_id) if experiment_id else None,
+            version_url=model_version_url(ui_url, model.name, str(mv.version)), tags=mv_tags,
+            trained_by=trained_by))
+    champion, history, last_move = _champion(model)
+    return ModelView(
+        name=model.name, champion=champion, champion_since=last_move["at"] if last_move else None,
+        champion_why=(f"{last_move['action']}: {last_move['reason']}" if last_move else None),
+        versions=versions, history=history, url=_model_url(ui_url, model.name))
+
+
+def _quoted(name: str) -> str:
+    """A model name inside MLflow's single-quoted filter strings."""
+    return name.replace("\\", "\\\\").replace("'", "\\'")
+
+
 def registry_overview(uri: str, ui_url: str | None, *, max_models: int = 20,
                       max_versions: int = 10) -> list[ModelView]:
     """Registered models (the ``max_models`` most recently updated) with their newest versions, aliases, lineage
     tags and promotion/rollback history."""
-    from urllib.parse import quote
-
-    from mlflow import MlflowClient
-
-    from airflow_agentic.hooks.mlflow import model_version_url, run_url
-
-    _reachable(uri)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    models = []
+    client = _client(uri)
     # Most recently changed first: with more models than fit, the ones the flywheel is moving stay on the page.
-    for model in client.search_registered_models(max_results=max_models,
-                                                 order_by=["last_updated_timestamp DESC", "name ASC"]):
-        tags = dict(model.tags or {})
-        aliases_of: dict[str, list[str]] = defaultdict(list)
-        for alias, version in (model.aliases or {}).items():
-            aliases_of[str(version)].append(alias)
-        versions = []
-        newest = client.search_model_versions(f"name='{model.name}'", max_results=max_versions,
-                                              order_by=["version_number DESC"]) if max_versions > 0 else []
-        for mv in newest:
-            experiment_id = None
-            if mv.run_id:
-                try:
-                    experiment_id = client.get_run(mv.run_id).info.experiment_id
-                except Exception:  # noqa: BLE001 - a deleted run still leaves a readable version
-                    experiment_id = None
-            mv_tags = {k: v for k, v in (mv.tags or {}).items() if k.startswith("agentic.")}
-            trained_by = None
-            if mv_tags.get("agentic.dag_id") and mv_tags.get("agentic.run_id"):
-                trained_by = TaskRef(mv_tags["agentic.dag_id"], mv_tags["agentic.run_id"], "")
-            versions.append(VersionView(
-                version=str(mv.version),
-                aliases=sorted(aliases_of.get(str(mv.version), []),
-                               key=lambda a: ALIAS_ORDER.index(a) if a in ALIAS_ORDER else len(ALIAS_ORDER)),
-                created=iso(mv.creation_timestamp), run_id=mv.run_id,
-                run_url=run_url(ui_url, experiment_id, mv.run_id) if experiment_id else None,
-                version_url=model_version_url(ui_url, model.name, str(mv.version)), tags=mv_tags,
-                trained_by=trained_by))
-        history = _history(tags)
-        champion = (model.aliases or {}).get(CHAMPION)
-        champion = str(champion) if champion is not None else None
-        last_move = next((e for e in history if str(e.get("to")) == champion), None)
-        models.append(ModelView(
-            name=model.name, champion=champion, champion_since=last_move["at"] if last_move else None,
-            champion_why=(f"{last_move['action']}: {last_move['reason']}" if last_move else None),
-            versions=versions, history=history,
-            url=f"{ui_url}/#/models/{quote(model.name, safe='')}" if ui_url else None))
-    return models
+    return [_model_view(client, model, ui_url, max_versions)
+            for model in client.search_registered_models(max_results=max_models,
+                                                         order_by=["last_updated_timestamp DESC", "name ASC"])]
+
+
+@dataclass
+class ModelSummary:
+    """One row of the model list: read from the registered model alone (aliases and history tags), no version
+    look-ups, so a list of hundreds of models costs one registry request per thousand."""
+
+    name: str
+    champion: str | None
+    champion_since: str | None
+    champion_why: str | None
+    aliases: dict[str, str]
+    updated: str | None
+    changes: int  # promotions and rollbacks recorded
+    url: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Page:
+    items: list[Any]
+    page: int
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"items": [i.to_dict() if hasattr(i, "to_dict") else i for i in self.items], "page": self.page,
+                "per_page": self.per_page, "total": self.total, "pages": self.pages}
+
+
+MAX_LISTED_MODELS = 10_000
+
+
+def model_list(uri: str, ui_url: str | None, *, search: str = "", page: int = 1, per_page: int = 25) -> Page:
+    """The registry's models whose name contains ``search`` (any case), most recently updated first, one page."""
+    client = _client(uri)
+    wanted = search.strip().lower()
+    found: list[ModelSummary] = []
+    token = None
+    while len(found) < MAX_LISTED_MODELS:
+        batch = client.search_registered_models(max_results=1000, page_token=token,
+                                                order_by=["last_updated_timestamp DESC", "name ASC"])
+        for model in batch:
+            if wanted and wanted not in model.name.lower():
+                continue
+            champion, history, last_move = _champion(model)
+            found.append(ModelSummary(
+                name=model.name, champion=champion, champion_since=last_move["at"] if last_move else None,
+                champion_why=(f"{last_move['action']}: {last_move['reason']}" if last_move else None),
+                aliases={a: str(v) for a, v in sorted((model.aliases or {}).items())},
+                updated=iso(model.last_updated_timestamp), changes=len(history), url=_model_url(ui_url, model.name)))
+        token = batch.token
+        if not token:
+            break
+    page = max(1, page)
+    start = (page - 1) * per_page
+    return Page(items=found[start:start + per_page], page=page, per_page=per_page, total=len(found))
+
+
+def model_detail(uri: str, ui_url: str | None, name: str, *, max_versions: int = 50) -> ModelView | None:
+    """One model with its ``max_versions`` newest versions; None when the registry has no such model."""
+    client = _client(uri)
+    try:
+        model = client.get_registered_model(name)
+    except Exception as exc:  # noqa: BLE001 - MLflow raises its own RestException for a missing model
+        if "RESOURCE_DOES_NOT_EXIST" in str(exc) or "not found" in str(exc).lower():
+            return None
+        raise
+    return _model_view(client, model, ui_url, max_versions)
+
+
+def models_named(trace: Trace) -> set[str]:
+    """The models a decision names: a flywheel turn's model, or ``model_name`` in an agent's result, evidence or a
+    step's arguments."""
+    result = trace.result if isinstance(trace.result, dict) else {}
+    named = {result.get("model_name"), trace.observation.get("model"), trace.observation.get("model_name")}
+    named |= {s["arguments"].get("model_name") for s in trace.steps if isinstance(s.get("arguments"), dict)}
+    return {str(n) for n in named if n}
+
+
+def mentions_model(trace: Trace, name: str, default_model: str | None = None) -> bool:
+    """Whether a decision is about model ``name``. One that names no model (the monitoring agent decides on
+    signals) belongs to ``default_model``, the ``[agentic] model_name`` that such DAGs serve."""
+    named = models_named(trace)
+    return name in named if named else name == default_model
+
+
+def agentic_dag_ids(session: Session, dag_ids: set[str]) -> list[str]:
+    """The readable DAGs that have anything for this page (decisions, drift), for the DAG filter."""
+    if not dag_ids:
+        return []
+    from sqlalchemy import select
+
+    from airflow.models.xcom import XComModel
+
+    query = (select(XComModel.dag_id).distinct()
+             .where(XComModel.dag_id.in_(dag_ids), XComModel.key.in_([TRACE_XCOM_KEY, TURN_XCOM_KEY, DRIFT_XCOM_KEY])))
+    return sorted(session.scalars(query))
+
+
+def realised_accuracy(points: list[DriftPoint], since: str | None) -> tuple[float | None, int]:
+    """Mean accuracy on delayed labels of the batches scored since ``since`` (the champion's promotion), and how
+    many batches that is."""
+    scored = [p.accuracy for p in points if p.accuracy is not None and (since is None or p.at >= since)]
+    return (sum(scored) / len(scored), len(scored)) if scored else (None, 0)
 
 
 # -- backtest reports ----------------------------------------------------------------------------------------------
@@ -449,7 +576,7 @@ def reports_root() -> Path:
     """``[agentic] reports_path``, else env ``AGENTIC_REPORTS_PATH``, else ``$AIRFLOW_HOME/agentic/reports``."""
     from airflow.configuration import conf
 
-    from airflow_agentic.operators.continuous import airflow_home
+    from airflow_agentic.config import airflow_home
 
     configured = conf.get("agentic", "reports_path", fallback="") or os.environ.get("AGENTIC_REPORTS_PATH")
     return Path(configured).expanduser() if configured else airflow_home() / "agentic" / "reports"

@@ -1,0 +1,117 @@
+"""Where everything lives, resolved in one documented order and in one place.
+
+Every operator, example DAG, the demo and the UI ask this module; nothing else reads ``AIRFLOW_HOME`` or guesses a
+default, so with nothing configured every part of the flywheel uses the same registry, study storage and data root.
+
+Order, first match wins:
+
+1. the ``[agentic]`` section of the Airflow configuration (``airflow.cfg`` or ``AIRFLOW__AGENTIC__<OPTION>``);
+2. an Airflow connection where the thing has one (MLflow: the connection named ``mlflow_conn_id``, type ``mlflow``);
+3. the environment variable the underlying tool reads itself (``MLFLOW_TRACKING_URI``);
+4. the embedded default under ``$AIRFLOW_HOME`` (SQLite files and a local data root), for one machine.
+
+Nothing here changes the process environment: :func:`mlflow_tracking` sets MLflow's tracking URI for the duration of
+a ``with`` block and puts the previous one back, so one task's registry never leaks into the next task that a
+long-lived (Celery) worker runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+SECTION = "agentic"
+DEFAULT_MODEL_NAME = "flywheel"
+
+
+def option(name: str, default: str | None = None) -> str | None:
+    """``[agentic] <name>`` from Airflow's configuration (empty counts as unset)."""
+    try:
+        from airflow.configuration import conf
+    except ImportError:  # pragma: no cover - airflow is a dependency; kept for the pure-Python backtest tools
+        return os.environ.get(f"AIRFLOW__AGENTIC__{name.upper()}") or default
+    value = conf.get(SECTION, name, fallback=None)
+    return value.strip() if value and value.strip() else default
+
+
+def airflow_home() -> Path:
+    try:
+        from airflow.configuration import AIRFLOW_HOME
+
+        return Path(AIRFLOW_HOME)
+    except ImportError:  # pragma: no cover
+        return Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
+
+
+def local_dir() -> Path:
+    """``$AIRFLOW_HOME/agentic``: the embedded defaults' files."""
+    path = airflow_home() / "agentic"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def model_name() -> str:
+    return option("model_name", DEFAULT_MODEL_NAME) or DEFAULT_MODEL_NAME
+
+
+def data_root() -> str:
+    """Root URL of the flywheel's data (batches, clean outputs, reports, profiles, predictions)."""
+    return (option("data_root") or f"file://{airflow_home() / 'agentic-data'}").rstrip("/")
+
+
+def profile_dir() -> str:
+    """Where each registered version's drift reference profile is written."""
+    return (option("profile_dir") or f"{data_root()}/profiles").rstrip("/")
+
+
+def journal_path() -> str:
+    """Durable-replay journals (any ObjectStoragePath URL)."""
+    return (option("journal_path") or f"file://{local_dir() / 'journal'}").rstrip("/")
+
+
+def optuna_storage() -> str:
+    """Optuna's study storage: a shared RDB URL in production (``postgresql+psycopg2://...``)."""
+    return option("optuna_storage") or f"sqlite:///{local_dir() / 'optuna.db'}"
+
+
+def mlflow_tracking_uri(conn_id: str | None = "mlflow_default") -> str:
+    """MLflow's tracking URI: ``[agentic] mlflow_tracking_uri``, the ``conn_id`` connection, ``MLFLOW_TRACKING_URI``,
+    then ``sqlite:///$AIRFLOW_HOME/agentic/mlflow.db``."""
+    configured = option("mlflow_tracking_uri")
+    if configured:
+        return configured
+    if conn_id:
+        from airflow_agentic.hooks.mlflow import MLflowHook
+
+        from_connection = MLflowHook(conn_id).connection_uri()
+        if from_connection:
+            return from_connection
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{local_dir() / 'mlflow.db'}"
+
+
+@contextlib.contextmanager
+def mlflow_tracking(uri: str) -> Iterator[str]:
+    """MLflow's fluent API and ``models:/`` URIs use ``uri`` inside the block; afterwards MLflow's URI and the
+    ``MLFLOW_TRACKING_URI`` variable (which ``mlflow.set_tracking_uri`` writes) are what they were before."""
+    import mlflow
+    from mlflow.tracking._tracking_service import utils
+
+    from airflow_agentic.hooks.mlflow import quiet_mlflow
+
+    quiet_mlflow()
+    previous, previous_env = utils._tracking_uri, os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield uri
+    finally:
+        mlflow.set_tracking_uri(previous)
+        if previous_env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = previous_env
+
+
+__all__ = ["airflow_home", "data_root", "journal_path", "local_dir", "mlflow_tracking", "mlflow_tracking_uri",
+           "model_name", "option", "optuna_storage", "profile_dir"]
