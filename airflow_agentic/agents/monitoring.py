@@ -69,6 +69,7 @@ class MonitoringPolicy:
     # Before labels: the champion's accuracy estimated from its calibrated probabilities (CBPE, corrected for label
     # shift). A significant estimated drop while the batch's labels are still out raises an alert with the numbers.
     estimate_p: float = 0.01
+    min_prior_gain: float = 0.01  # estimated accuracy a prior correction must gain to be asked for
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -262,6 +263,7 @@ class MonitoringState:
     last_alert_columns: list[str] = field(default_factory=list)
     refit_requested_for: str | None = None  # champion version whose refit was already asked for
     drift_requests: list[int] = field(default_factory=list)  # batches of the recent drift retraining requests
+    label_shift_requested_for: str | None = None  # champion version a label-shift retraining was asked for
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -348,12 +350,15 @@ class MonitoringAgent(Agent):
         @tool(risk=Risk.WRITE, side_effects=True)
         def request_retraining(reason: str, since_batch: int | None = None, kind: str = "drift") -> dict:
             """Ask Continuous Learning for a challenger trained on data since `since_batch` (the change point);
-            kind is "drift" (after a performance drop) or "refit" (a full window of post-change data exists)."""
-            if kind not in ("drift", "refit"):
-                raise ValueError(f"kind must be 'drift' or 'refit', not {kind!r}")
+            kind is "drift" (after a performance drop), "refit" (a full window of post-change data exists) or
+            "prior" (re-weight the champion's classes to the priors estimated on this batch, before labels)."""
+            if kind not in ("drift", "refit", "prior"):
+                raise ValueError(f"kind must be 'drift', 'refit' or 'prior', not {kind!r}")
             request = {"kind": kind, "since_batch": since_batch, "reason": reason,
                        "batch": self.signals.get("batch"),
                        "champion": self.signals.get("performance", {}).get("champion")}
+            if kind == "prior":
+                request["estimate"] = self.signals.get("estimation")
             answer = self.on_retrain(request)
             self.retrain = request
             self.state.in_flight = True
@@ -438,18 +443,29 @@ class MonitoringAgent(Agent):
             return plan
 
         shift = perf.get("label_shift") or {}
-        if shift and shift["p"] < p.label_shift_p and shift["tvd"] >= p.label_shift_tvd and not cooling:
+        if shift and shift["p"] < p.label_shift_p and shift["tvd"] >= p.label_shift_tvd and not cooling and \
+                self.state.label_shift_requested_for != perf.get("champion"):
             why = (f"label-prior shift: class shares {shift['recent']} vs {shift['reference']} when the champion was "
                    f"trained (total variation {shift['tvd']:.3f}, p={shift['p']:.1e}) since batch {shift['since']}; "
                    f"accuracy {perf.get('recent_accuracy')} (z={z:.1f}): a model fitted to the new shares may do "
                    f"better, the gate decides")
             plan.append(("request_retraining", {"reason": why, "since_batch": shift["since"], "kind": "drift"}, why))
+            self.state.label_shift_requested_for = perf.get("champion")  # once per champion: the gate has spoken
             return plan
 
         estimate = s.get("estimation") or {}
         labels_late = perf.get("latest_batch") is None or (batch is not None and perf["latest_batch"] < batch)
         recently_alerted = self.state.last_alert_batch is not None and batch is not None and \
             batch - self.state.last_alert_batch < p.alert_every
+        if estimate and labels_late and estimate.get("label_shift") and not cooling and \
+                training.get("kind") != "prior" and estimate.get("prior_shift", 0.0) >= p.label_shift_tvd and \
+                (estimate.get("corrected_accuracy") or 0.0) - estimate["accuracy"] >= p.min_prior_gain:
+            why = (f"before labels: estimated class priors {estimate['priors']} moved by {estimate['prior_shift']:.3f} "
+                   f"(p={estimate['prior_shift_p']:.1e}); re-weighting the champion's classes is estimated to raise "
+                   f"accuracy from {estimate['accuracy']:.3f} to {estimate['corrected_accuracy']:.3f}; labels up to "
+                   f"batch {perf.get('latest_batch')} so far will confirm or undo it")
+            plan.append(("request_retraining", {"reason": why, "since_batch": batch, "kind": "prior"}, why))
+            return plan
         if estimate and labels_late and not recently_alerted and (
                 (estimate.get("p_value", 1.0) < p.estimate_p and estimate.get("drop", 0.0) >= p.min_drop)
                 or (estimate.get("label_shift") and estimate.get("prior_shift", 0.0) >= p.label_shift_tvd)):

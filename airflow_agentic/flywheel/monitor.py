@@ -40,7 +40,7 @@ def predict_with_estimate(champion: ModelEntry, X: pd.DataFrame) -> tuple[np.nda
     a calibration). One pass over the rows: the predictions are the probabilities' top class, as ``predict``'s."""
     if not champion.calibration or len(X) == 0 or not hasattr(champion.model, "predict_proba"):
         return predict(champion.model, X), None
-    from airflow_agentic.drift.estimation import Calibration, estimate_performance, estimate_priors
+    from airflow_agentic.drift.estimation import Calibration, estimate_performance, estimate_priors, prior_corrected
 
     proba = np.asarray(champion.model.predict_proba(X))
     predictions = np.asarray(champion.model.classes_)[proba.argmax(axis=1)]
@@ -48,15 +48,23 @@ def predict_with_estimate(champion: ModelEntry, X: pd.DataFrame) -> tuple[np.nda
         calibration = Calibration.from_dict(champion.calibration)
         priors = estimate_priors(calibration, proba)
         estimate = estimate_performance(calibration, proba, priors, predicted=predictions)
+        label_shift = bool(priors.significant and priors.consistent)
+        corrected_accuracy = None
+        if label_shift:  # what the champion with its class priors re-weighted would score here
+            corrected = np.asarray(calibration.classes, dtype=object)[
+                prior_corrected(proba, calibration, priors.priors).argmax(axis=1)]
+            corrected_accuracy = estimate_performance(calibration, proba, priors, predicted=corrected).accuracy
     except ValueError as exc:  # estimation is advisory: the realised accuracy still decides
         log.warning("no performance estimate for this batch: %s", exc)
         return predictions, None
-    return predictions, {"accuracy": round(estimate.accuracy, 4), "std_error": round(estimate.std_error, 4),
-            "reference_accuracy": round(estimate.reference_accuracy, 4), "drop": round(estimate.drop, 4),
-            "p_value": float(f"{estimate.p_value:.3g}"),
-            "priors": {str(c): round(float(v), 4) for c, v in zip(calibration.classes, priors.priors)},
-            "prior_shift": round(priors.shift, 4), "prior_shift_p": float(f"{priors.p_value:.3g}"),
-            "label_shift": bool(priors.significant and priors.consistent), "realised_accuracy": None}
+    return predictions, {
+        "accuracy": round(estimate.accuracy, 4), "std_error": round(estimate.std_error, 4),
+        "reference_accuracy": round(estimate.reference_accuracy, 4), "drop": round(estimate.drop, 4),
+        "p_value": float(f"{estimate.p_value:.3g}"),
+        "priors": {str(c): round(float(v), 4) for c, v in zip(calibration.classes, priors.priors)},
+        "prior_shift": round(priors.shift, 4), "prior_shift_p": float(f"{priors.p_value:.3g}"),
+        "label_shift": label_shift, "realised_accuracy": None,
+        "corrected_accuracy": None if corrected_accuracy is None else round(corrected_accuracy, 4)}
 
 
 def predict(model: Any, X: pd.DataFrame) -> np.ndarray:

@@ -76,10 +76,11 @@ class ModelStore:
         """Earlier champions, newest first, at most :data:`EARLIER_KEPT`, never the current champion."""
         raise NotImplementedError
 
-    def register(self, entry: ModelEntry, *, features: pd.DataFrame, run_key: str | None = None,
+    def register(self, entry: ModelEntry, *, features: pd.DataFrame | None, run_key: str | None = None,
                  lineage: dict[str, str] | None = None) -> ModelEntry:
         """Store a new version of ``entry.model`` (``entry.version`` is ignored) and return it with its version.
-        ``features`` is a sample of the training features (the registry infers the model's signature from it)."""
+        ``features`` is a sample of the training features (the registry infers the model's signature from it);
+        None for a model that takes the inputs of the version it replaces (a prior correction)."""
         raise NotImplementedError
 
     def promote(self, entry: ModelEntry, reason: str) -> dict[str, Any]:
@@ -111,7 +112,7 @@ class MemoryStore(ModelStore):
     def earlier(self) -> list[ModelEntry]:
         return [self.versions[v] for v in self._earlier]
 
-    def register(self, entry: ModelEntry, *, features: pd.DataFrame, run_key: str | None = None,
+    def register(self, entry: ModelEntry, *, features: pd.DataFrame | None, run_key: str | None = None,
                  lineage: dict[str, str] | None = None) -> ModelEntry:
         entry.version = str(len(self.versions) + 1)
         self.versions[entry.version] = entry
@@ -229,7 +230,7 @@ class MlflowStore(ModelStore):
         return [self.load(v) for v in order if v != champion][:EARLIER_KEPT]
 
     # -- writing --------------------------------------------------------------------------------------------------
-    def register(self, entry: ModelEntry, *, features: pd.DataFrame, run_key: str | None = None,
+    def register(self, entry: ModelEntry, *, features: pd.DataFrame | None, run_key: str | None = None,
                  lineage: dict[str, str] | None = None) -> ModelEntry:
         """Log the fitted model with a signature in a run of the experiment and register it as a new version with
         the alias ``challenger``. Idempotent per ``run_key``: a retried turn finds the version it registered."""
@@ -251,9 +252,11 @@ class MlflowStore(ModelStore):
                                                   tags={f"{TAG}{k}": v for k, v in lineage.items()})
         version = registered_from_run(self.client, self.model_name, run_id)
         if version is None:
-            sample = features.head(200)
-            signature = infer_signature(sample, entry.model.predict(sample))
             with mlflow_tracking(self.tracking_uri):
+                if features is not None:
+                    signature = infer_signature(features.head(200), entry.model.predict(features.head(200)))
+                else:  # the same inputs as the version it replaces
+                    signature = mlflow.models.get_model_info(f"models:/{self.model_name}/{entry.replaced}").signature
                 mlflow.set_experiment(experiment_id=experiment_id)  # start_run checks the run against it
                 with mlflow.start_run(run_id=run_id):
                     mlflow.log_params({"family": entry.family,
@@ -261,7 +264,8 @@ class MlflowStore(ModelStore):
                     if entry.expected.get("accuracy") is not None:
                         mlflow.log_metric("expected_accuracy", float(entry.expected["accuracy"]))
                     info = mlflow.sklearn.log_model(
-                        entry.model, name="model", signature=signature, input_example=features.head(5),
+                        entry.model, name="model", signature=signature,
+                        input_example=None if features is None else features.head(5),
                         registered_model_name=self.model_name,
                         pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_cloudpickle=True),
                         skops_trusted_types=skops_trusted_types(entry.model))

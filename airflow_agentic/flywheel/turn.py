@@ -396,6 +396,64 @@ def calibrate(model: Any, X: pd.DataFrame, y: np.ndarray, proba: np.ndarray | No
         return None
 
 
+class PriorCorrected:
+    """A model whose class priors were re-weighted to the ones estimated on recent batches (the champion's decision
+    under label shift, Saerens et al. 2002): its calibrated probabilities times new / training priors,
+    renormalised. Registered as a version of its own, so labels arriving later can confirm it or roll it back."""
+
+    def __init__(self, model: Any, calibration: dict[str, Any], priors: dict[str, float]):
+        from airflow_agentic.drift.estimation import Calibration
+
+        self.model = model
+        self.calibration = calibration
+        self.classes_ = np.asarray(model.classes_)
+        self.priors = [float(priors[str(c)]) for c in Calibration.from_dict(calibration).classes]
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        from airflow_agentic.drift.estimation import Calibration, prior_corrected
+
+        return prior_corrected(self.model.predict_proba(X), Calibration.from_dict(self.calibration), self.priors)
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+def _correct_priors(request: dict[str, Any], champion: ModelEntry, store: ModelStore, settings: TurnSettings,
+                    trace: _Trace, result: TurnResult, run_key: str | None,
+                    lineage: dict[str, str] | None) -> TurnResult:
+    """A prior correction of the champion before labels arrive: promoted when the estimated gain on the batch that
+    showed the shift reaches ``min_gain`` (the estimate is the gate; the realised labels judge it afterwards, and
+    the monitoring agent rolls it back when it is worse than the version it replaced)."""
+    estimate = dict(request.get("estimate") or {})
+    priors = estimate.get("priors")
+    gain = (estimate.get("corrected_accuracy") or 0.0) - (estimate.get("accuracy") or 0.0)
+    verdict = {"kind": "prior", "passed": False, "estimated_gain": round(gain, 4), "priors": priors,
+               "reasons": [f"estimated gain {gain:.4f} (min {settings.min_gain}) from re-weighting the classes to "
+                           f"{priors}"]}
+    result.verdict, result.candidate = verdict, "prior_correction"
+    if not champion.calibration or not priors or isinstance(champion.model, PriorCorrected):
+        verdict["reasons"].append("the champion has no calibration or is a prior correction already")
+    elif gain >= settings.min_gain:
+        verdict["passed"] = True
+    trace.add("deployment", "gate", "; ".join(verdict["reasons"]), passed=verdict["passed"], candidate="prior")
+    if not verdict["passed"]:
+        result.status = "rejected"
+        return result
+    entry = ModelEntry("", PriorCorrected(champion.model, champion.calibration, priors),
+                       trained_on=list(champion.trained_on), kind="prior", change_point=request.get("batch"),
+                       expected={"accuracy": float(estimate["corrected_accuracy"]),
+                                 "rows": int(champion.expected.get("rows") or 0), "priors": dict(priors)},
+                       replaced=champion.version, family=champion.family, params=champion.params,
+                       profile=champion.profile)
+    entry = store.register(entry, features=None, run_key=run_key, lineage={**(lineage or {}),
+                           "prior_estimate": str(priors)})
+    result.promotion = store.promote(entry, reason=f"prior correction: {verdict['reasons'][0]}")
+    result.champion_after, result.entry, result.status = entry.version, entry.describe(), "promoted"
+    trace.add("deployment", "promote", f"prior-corrected champion {champion.version}", champion=entry.version,
+              previous=champion.version)
+    return result
+
+
 def priors(y: np.ndarray) -> dict[str, float]:
     """Class shares of training labels, keyed as the monitoring records key their label counts."""
     from airflow_agentic.flywheel.monitor import class_counts
@@ -438,8 +496,8 @@ def learn(request: dict[str, Any], batches: dict[int, LabelledBatch], store: Mod
     window = settings.window
     j = max(batches) if labelled_upto is None else int(labelled_upto)
     kind = request.get("kind", "drift")
-    if kind not in ("drift", "refit"):
-        raise ValueError(f"request kind must be 'drift' or 'refit', not {kind!r}")
+    if kind not in ("drift", "refit", "prior"):
+        raise ValueError(f"request kind must be 'drift', 'refit' or 'prior', not {kind!r}")
     since = request.get("since_batch")
     since = j if since is None else int(min(max(int(since), j - 2 * window + 1), j))
     result = TurnResult("rejected", request=dict(request), champion_before=champion.version,
@@ -452,6 +510,9 @@ def learn(request: dict[str, Any], batches: dict[int, LabelledBatch], store: Mod
         result.steps = trace.steps
         result.seconds = round(time.perf_counter() - began, 3)
         return result
+
+    if kind == "prior":
+        return finish(_correct_priors(request, champion, store, settings, trace, result, run_key, lineage).status)
 
     if j not in batches or not batches[j].judged.any():
         trace.add("continuous_learning", "stop", f"no labelled clean rows in batch {j}")

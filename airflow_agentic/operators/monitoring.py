@@ -247,10 +247,9 @@ class MonitorBatchOperator(MonitoringAgentOperator):
         batches = self._batches(context)
         names = [batch_name(url) for url, _ in batches]
         self._name = names[-1]
-        try:
-            self._watch = Watch.from_dict(dio.read_json(self._paths(self._name)["watch"], conn_id=self.conn_id))
-        except FileNotFoundError:
-            self._watch = Watch()
+        watch = dio.resolve_path(self._paths(self._name)["watch"], self.conn_id)
+        # The first batch starts a new watch; an unreadable one fails the task (starting afresh would forget).
+        self._watch = Watch.from_dict(dio.read_json(watch)) if watch.exists() else Watch()
         for (url, counts), name in zip(batches, names):
             number = batch_number(url)
             frame = dio.read_batch(url, conn_id=self.conn_id)

@@ -36,3 +36,24 @@ def test_public_scenario_meets_the_goal(public, name, tmp_path):
     accuracy, retrains = GOALS[name]
     print(f"{name}: accuracy {scored['acc']:.4f}, {scored['retrains']} retrains, {result.summary['wall_seconds']}s")
     assert scored["acc"] >= accuracy and scored["retrains"] <= retrains, scored
+
+
+def test_label_prior_shift_with_delayed_labels_is_corrected_before_labels(public, tmp_path):
+    """gauss_prior_shift with labels five batches late: the champion's estimated class priors move at the shift, a
+    prior-corrected champion (a new version) serves from the next batch, long before any label could say so."""
+    import shutil
+
+    root, truths = public
+    delayed = tmp_path / "gauss_prior_shift_delay5"
+    shutil.copytree(root / "gauss_prior_shift", delayed)
+    meta = json.loads((delayed / "scenario.json").read_text())
+    (delayed / "scenario.json").write_text(json.dumps({**meta, "label_delay": 5}))
+    truth = truths["gauss_prior_shift"]
+    result = run_backtest(delayed, "agentic", tmp_path / "agentic")
+    run_backtest(delayed, "at:20", tmp_path / "at")
+    agentic = scenarios.score(delayed, truth, tmp_path / "agentic")
+    at_truth = scenarios.score(delayed, truth, tmp_path / "at")
+    corrections = [b for b in result.batches if (b.get("retrain") or {}).get("kind") == "prior"]
+    assert corrections and corrections[0]["batch"] < 20 + 5, "no prior correction before the labels arrived"
+    assert "promoted" in corrections[0]["actions"]
+    assert agentic["acc"] >= at_truth["acc"] and agentic["retrains"] <= 4, (agentic, at_truth)
