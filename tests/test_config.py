@@ -57,8 +57,8 @@ def test_the_agentic_option_wins_over_the_connection_and_the_environment(nothing
 def test_a_tasks_tracking_uri_does_not_leak_into_the_next_task(nothing_configured, monkeypatch):
     import mlflow
 
+    mlflow.set_tracking_uri(None)  # (this also unsets MLFLOW_TRACKING_URI when another test had set a URI)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://worker-default:5000")
-    mlflow.set_tracking_uri(None)
     with config.mlflow_tracking("http://task-registry:5000"):
         assert mlflow.get_tracking_uri() == "http://task-registry:5000"
     assert os.environ["MLFLOW_TRACKING_URI"] == "http://worker-default:5000"
