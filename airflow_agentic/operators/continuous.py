@@ -28,7 +28,8 @@ TURN_XCOM_KEY = "flywheel_turn"
 
 def numbered_locations(data: Any) -> dict[int, str]:
     """``{batch number: location}`` from a dict, a list of URLs or their rendered text. A list is numbered by the
-    digits in each batch's name (``.../clean/batch_0007/`` -> 7), as the monitoring step numbers batches."""
+    digits in each batch's name (``.../clean/batch_0007/`` -> 7), as the monitoring step numbers batches, or by its
+    order when the names carry no number."""
     from airflow_agentic.operators._mlops import native
 
     data = native(data)
@@ -38,12 +39,16 @@ def numbered_locations(data: Any) -> dict[int, str]:
         data = [part.strip() for part in data.split(",") if part.strip()]
     if isinstance(data, dict):
         return {int(k): str(v) for k, v in data.items()}
+    data = [str(location) for location in data]
+    try:
+        numbers = [batch_number(location) for location in data]
+    except ValueError:  # names without numbers (an annotation sensor's training.parquet): numbered in the given order
+        numbers = list(range(len(data)))
     out: dict[int, str] = {}
-    for location in data:
-        number = batch_number(str(location))
+    for number, location in zip(numbers, data):
         if number in out:
             raise ValueError(f"two batches numbered {number}: {out[number]} and {location}")
-        out[number] = str(location)
+        out[number] = location
     return out
 
 
