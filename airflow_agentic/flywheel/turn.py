@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from airflow_agentic.agents.monitoring import MonitoringAgent, MonitoringDecision, MonitoringPolicy, MonitoringState
+from airflow_agentic.flywheel.monitor import predict
 from airflow_agentic.flywheel.store import ModelEntry, ModelStore
 
 if TYPE_CHECKING:
@@ -46,12 +47,6 @@ def single_threaded() -> Any:
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=1)
-
-
-def predict(model: Any, X: pd.DataFrame) -> np.ndarray:
-    if len(X) == 0:
-        return np.asarray([], dtype=object)
-    return np.asarray(model.predict(X))
 
 
 def drift_profile(X: pd.DataFrame, model: Any) -> ReferenceProfile:

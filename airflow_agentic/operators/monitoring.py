@@ -204,8 +204,9 @@ class MonitorBatchOperator(MonitoringAgentOperator):
 
     def _batches(self, context: Context) -> list[tuple[str, dict[str, Any]]]:
         """(clean batch URL, the steward's counts) of every batch to score, oldest first."""
-        given = _native(self.clean_batches) if isinstance(self.clean_batches, str) and \
-            self.clean_batches.strip().startswith("[") else self.clean_batches
+        from airflow_agentic.operators._mlops import native
+
+        given = native(self.clean_batches)  # a rendered list comes back as a list, a single URL as itself
         if given:
             return [(str(url), {}) for url in ([given] if isinstance(given, str) else given)]
         found = []
