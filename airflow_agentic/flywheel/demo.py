@@ -259,12 +259,12 @@ class AirflowAPI:
             self._token = r.json()["access_token"]
         return self._token
 
-    def call(self, method: str, path: str, **kw: Any) -> Any:
+    def call(self, method: str, path: str, *, prefix: str = "/api/v2", **kw: Any) -> Any:
         import httpx
 
         for attempt in range(3):  # the API server shares the machine with the scheduler and the tasks
             try:
-                r = httpx.request(method, f"{self.url}/api/v2{path}", timeout=60,
+                r = httpx.request(method, f"{self.url}{prefix}{path}", timeout=60,
                                   headers={"Authorization": f"Bearer {self.token()}"}, **kw)
                 break
             except (httpx.ReadTimeout, httpx.ConnectError):
@@ -314,14 +314,24 @@ class AirflowAPI:
             time.sleep(1)
         raise TimeoutError(f"{dag_id}: fewer than {count} run(s) after {timeout:.0f}s")
 
+    def deadlines(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        """The DAG's deadline alerts and the run's open or missed deadlines, as the UI shows them (Airflow 3.3 serves
+        them on its UI API only). A deadline met by a successful run is pruned, so a finished run lists none."""
+        return {"alerts": self.call("GET", f"/dags/{dag_id}/deadlineAlerts", prefix="/ui")["deadline_alerts"],
+                "deadlines": self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/deadlines", prefix="/ui")["deadlines"]}
+
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
         return self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}",
                          params={"deserialize": True, "stringify": False})["value"]
 
 
 # ---------------------------------------------------------------------------------------------- the flywheel
-def data_paths(data_root: str) -> dict[str, Path]:
-    root = Path(data_root.removeprefix("file://"))
+def data_paths(data_root: str) -> dict[str, Any]:
+    """The flywheel's folders under ``data_root`` (a local folder or an object store URL such as
+    ``s3://aws_default@bucket/data``), as paths of ``data.io`` (the one path resolver)."""
+    from airflow_agentic.data import io as dio
+
+    root = dio.resolve_path(data_root.rstrip("/"))
     return {"root": root, "landing": root / "landing", "reports": root / "reports",
             "reference": root / "reference" / "profile.npz", "profiles": root / "profiles"}
 
@@ -334,16 +344,20 @@ def bootstrap(data_root: str, tracking_uri: str, *, seed: int = 0, warmup: int =
     from airflow_agentic.flywheel.streams import ID_COLUMN, TARGET, make_batch
     from airflow_agentic.flywheel.turn import LabelledBatch, first_champion
 
+    from airflow_agentic.data import io as dio
+
     paths = data_paths(data_root)
-    for key in ("landing", "reports", "profiles"):
-        paths[key].mkdir(parents=True, exist_ok=True)
-    paths["reference"].parent.mkdir(parents=True, exist_ok=True)
+    if dio.local_path(paths["root"]) is not None:  # an object store has no folders to make
+        for key in ("landing", "reports", "profiles"):
+            paths[key].mkdir(parents=True, exist_ok=True)
+        paths["reference"].parent.mkdir(parents=True, exist_ok=True)
     frames = [make_batch("stable", seed=seed + 1000 * k, start_id=10_000_000 + 100_000 * k) for k in range(warmup)]
-    ReferenceProfile.from_frame(frames[0], exclude=[ID_COLUMN], sample_rows=0).save(str(paths["reference"]))
+    dio.write_bytes_atomic(paths["reference"],
+                           ReferenceProfile.from_frame(frames[0], exclude=[ID_COLUMN], sample_rows=0).to_bytes())
     # Negative numbers: the warm-up batches come before the first landed batch (0001).
     batches = {k - warmup: LabelledBatch.from_frame(f, target=TARGET, id_column=ID_COLUMN)
                for k, f in enumerate(frames)}
-    store = MlflowStore(MODEL_NAME, tracking_uri, profile_dir=f"file://{paths['profiles']}")
+    store = MlflowStore(MODEL_NAME, tracking_uri, profile_dir=str(paths["profiles"]))
     turn = first_champion(batches, store, run_key=f"{MODEL_NAME}-first-version", lineage={"data": "generated:stable"})
     if turn.status != "initial":
         raise RuntimeError(f"the first champion was not promoted: {turn.to_dict()}")
@@ -351,14 +365,13 @@ def bootstrap(data_root: str, tracking_uri: str, *, seed: int = 0, warmup: int =
 
 
 def land(api: AirflowAPI, data_root: str, name: str, frame: Any) -> tuple[str, float]:
-    """Write a batch into the landing folder and tell Airflow, as a landing system would."""
-    paths = data_paths(data_root)
-    target = paths["landing"] / f"{name}.parquet"
-    tmp = target.with_name(f".{target.name}.tmp")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, target)
+    """Write a batch into the landing folder (atomically) and tell Airflow, as a landing system would."""
+    from airflow_agentic.data import io as dio
+
+    target = data_paths(data_root)["landing"] / f"{name}.parquet"
+    dio.write_frame(frame, target)
     landed = time.monotonic()
-    run_id = api.trigger("agentic_ingest", {"source": f"file://{target}", "batch": name})
+    run_id = api.trigger("agentic_ingest", {"source": str(target), "batch": name})
     return run_id, landed
 
 
@@ -379,9 +392,10 @@ def wait_champion_change(tracking_uri: str, old: str, timeout: float) -> tuple[s
     raise TimeoutError(f"champion still v{old} after {timeout:.0f}s")
 
 
-def wait_watcher(home: Path, data_root: str, timeout: float = 180) -> None:
+def wait_watcher(home: Path, data_root: str, timeout: float = 180, log: Path | None = None) -> None:
+    """Until the triggerer's log (``log``, default ``airflow standalone`` 's) shows the drift watcher running."""
     needle = f"DriftEventTrigger watching {data_root.rstrip('/')}/reports"
-    log = home / "standalone.log"
+    log = log or home / "standalone.log"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if log.exists() and needle in log.read_text(errors="replace"):
@@ -455,6 +469,10 @@ def run_flywheel(api: AirflowAPI, home: Path, data_root: str, tracking_uri: str,
                          "status": (turn or {}).get("status"), "steps": [
                              {"agent": s.get("agent"), "action": s.get("tool"), "reason": s.get("rationale")}
                              for s in (turn or {}).get("steps", [])]}
+    try:
+        result.retraining["deadline"] = api.deadlines("agentic_retraining", run["dag_run_id"])
+    except Exception as exc:  # noqa: BLE001 - a private UI route: the demo goes on without it
+        result.retraining["deadline"] = {"error": str(exc)[:200]}
     now = aliases(tracking_uri)
     result.new_champion, result.previous = now.get("champion"), now.get("previous")
     result.ok = (state == "success" and result.new_champion == champion != result.first_champion
@@ -475,6 +493,7 @@ def report(result: DemoResult, *, airflow_url: str, mlflow_url: str, password: s
             f"{request.get('since_batch')}: {r.get('status')}")
         for s in r.get("steps", []):
             say(f"    {s['agent']:<12} {s['action']:<16} {str(s['reason'])[:110]}")
+        say(deadline_line(r.get("deadline") or {}, r["state"]))
     say(f"champion now: v{result.new_champion}, previous: v{result.previous}")
     if result.drift_to_champion_seconds is not None:
         say(f"drifted batch landed -> new champion serving: {result.drift_to_champion_seconds} s "
@@ -482,6 +501,24 @@ def report(result: DemoResult, *, airflow_url: str, mlflow_url: str, password: s
     say(f"Airflow UI: {airflow_url}  (login admin / {password})")
     say(f"MLflow UI:  {mlflow_url}/#/models/{MODEL_NAME}")
     say("turn complete" if result.ok else f"turn NOT complete{': ' + result.error if result.error else ''}")
+
+
+def deadline_line(deadline: dict[str, Any], state: str) -> str:
+    """What the retraining run's DeadlineAlert says: declared, met, or missed (and so notified)."""
+    if "error" in deadline:
+        return f"deadline alert not readable: {deadline['error']}"
+    alerts = deadline.get("alerts") or []
+    if not alerts:
+        return "no deadline alert declared on agentic_retraining"
+    alert = alerts[0]
+    declared = (f"deadline alert {alert.get('name') or ''}: {(alert.get('interval') or 0) / 60:.0f} min after "
+                f"{alert.get('reference_type')}").replace("  ", " ")
+    missed = [d for d in deadline.get("deadlines") or [] if d.get("missed")]
+    if missed:
+        return f"{declared}: MISSED at {missed[0]['deadline_time']} (notified through [agentic] approval_notifier)"
+    if state == "success":
+        return f"{declared}: met (Airflow prunes a met deadline when the run succeeds)"
+    return f"{declared}: open until {(deadline.get('deadlines') or [{}])[0].get('deadline_time')}"
 
 
 def quiet_libraries() -> None:

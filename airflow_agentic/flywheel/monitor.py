@@ -106,6 +106,11 @@ class Watch:
         """The champion's predictions on a batch's clean rows; every earlier version is scored on them too, and the
         champion's accuracy on the batch is estimated from its calibrated probabilities (``drift.estimation``)."""
         predictions, estimate = predict_with_estimate(champion, X)
+        if any(r.batch == int(batch) for r in self.records):
+            # Delivered again (a re-run steward emits its event again): its labels are already in the records and
+            # the error stream; scoring it again would count every row twice.
+            log.warning("batch %s was already scored and labelled: not scored again", batch)
+            return predictions
         if estimate is not None:
             self.estimates[int(batch)] = estimate
             self.estimates = dict(sorted(self.estimates.items())[-MAX_ESTIMATES:])
@@ -155,6 +160,26 @@ class Watch:
         self.monitor.acknowledge()
 
     # -- JSON -----------------------------------------------------------------------------------------------------
+    # -- two writers -------------------------------------------------------------------------------------------------
+    def newest_batch(self) -> int:
+        return max([r.batch for r in self.records] + list(self.pending) + list(self.estimates), default=-1)
+
+    def merged_with(self, other: Watch) -> Watch:
+        """This watch and one another writer saved meanwhile (two monitoring runs, a backfill), as one.
+
+        Nothing scored is lost: records, predictions waiting for labels and estimates are per batch, so both writers'
+        batches are kept (a batch labelled in either is no longer pending). The agent's memory and the ADWIN error
+        stream are sequential and cannot be added up: they are those of the watch that saw the newest batch."""
+        later, earlier = (self, other) if self.newest_batch() >= other.newest_batch() else (other, self)
+        records = {(r.batch, r.version): r for r in [*earlier.records, *later.records]}
+        labelled = {batch for batch, _ in records}
+        pending = {b: p for b, p in {**earlier.pending, **later.pending}.items() if b not in labelled}
+        estimates = {b: {**earlier.estimates.get(b, {}), **later.estimates.get(b, {})}
+                     for b in sorted({*earlier.estimates, *later.estimates})}
+        return Watch(records=sorted(records.values(), key=lambda r: r.batch)[-MAX_RECORDS:], state=later.state,
+                     monitor=later.monitor, pending=dict(sorted(pending.items())),
+                     estimates=dict(list(estimates.items())[-MAX_ESTIMATES:]))
+
     def to_dict(self) -> dict[str, Any]:
         return {"records": [r.to_dict() for r in self.records], "state": self.state.to_dict(),
                 "monitor": self.monitor.to_dict(), "pending": {str(b): p for b, p in self.pending.items()},

@@ -4,6 +4,7 @@ auth (MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD), extra ``ui_url`` whe
 from __future__ import annotations
 
 import os
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
@@ -19,6 +20,9 @@ def quiet_mlflow() -> None:
     the user set wins."""
     for key, value in QUIET_MLFLOW.items():
         os.environ.setdefault(key, value)
+    # Saving a scikit-learn model walks every loaded module's attributes (skops), which touches each of Airflow's
+    # deprecated import shims: hundreds of deprecation warnings per save, none about the user's code.
+    warnings.filterwarnings("ignore", module=r"skops\.")
 
 
 class MLflowHook(BaseHook):

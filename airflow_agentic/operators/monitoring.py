@@ -15,6 +15,7 @@ retraining, last alert) lives in that Airflow Variable between runs.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from airflow.sdk import Asset, BaseNotifier, Context
 
     from airflow_agentic.agents import Agent, AgentRun
+
+log = logging.getLogger(__name__)
 
 NOTIFY_ON = ("alert", "request_retraining", "request_rollback", "send_to_data_steward")
 
@@ -177,23 +180,36 @@ class MonitorBatchOperator(MonitoringAgentOperator):
     prediction drift against the champion's profile, and build the evidence; then the monitoring agent decides on the
     newest batch (planner, guardrails, approvals and trace as in every agent operator). What the step remembers
     between batches (performance records, the agent's cool-down, the ADWIN error stream, predictions waiting for
-    labels) is the ``Watch`` at ``<data_root>/monitoring/watch-<model>.json``. The decision, with the retraining
-    request, is written to ``<data_root>/reports/<batch>.json``, which the drift Asset's watcher reads.
+    labels) is the ``Watch``, kept in Airflow's asset state store (3.3+, AIP-103) of ``state_asset`` (the monitored
+    batches' Asset, by default ``agentic_clean_batch``) under ``watch/<model>``: Airflow's database, or the object
+    storage its ``[workers] state_store_backend`` names, under Airflow's retention. ``watch_path`` keeps it in a
+    JSON file instead. The decision, with the retraining request, is written to ``<data_root>/reports/<batch>.json``,
+    which the drift Asset's watcher reads.
 
     :param clean_batches: clean batch URL(s) (templated); default: the triggering events' ``outputs["clean"]``.
     :param model_name: registered model (default ``[agentic] model_name``).
     :param data_root: the flywheel's data root (default ``[agentic] data_root``).
     :param target: label column (rows without a label are scored, not judged); ``id_column``: row ids.
     :param conn_id: object-store connection for the batches; ``mlflow_conn_id``: MLflow connection.
+    :param state_asset: the Asset (or its name) whose state store keeps the watch (added to the task's inlets).
+    :param watch_path: keep the watch in this JSON file (ObjectStoragePath URL, templated) instead.
     """
 
     template_fields: Sequence[str] = (*MonitoringAgentOperator.template_fields, "clean_batches", "model_name",
-                                      "data_root")
+                                      "data_root", "watch_path")
 
     def __init__(self, *, clean_batches: Any = None, model_name: str | None = None, data_root: str | None = None,
                  target: str = "label", id_column: str | None = "row_id", conn_id: str | None = None,
-                 mlflow_conn_id: str | None = "mlflow_default", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+                 mlflow_conn_id: str | None = "mlflow_default", state_asset: Asset | str = "agentic_clean_batch",
+                 watch_path: str | None = None, **kwargs: Any) -> None:
+        from airflow.sdk import Asset
+
+        self.state_asset = Asset(state_asset) if isinstance(state_asset, str) else state_asset
+        inlets = list(kwargs.pop("inlets", None) or [])
+        if self.state_asset not in inlets:
+            inlets.append(self.state_asset)
+        super().__init__(inlets=inlets, **kwargs)
+        self.watch_path = watch_path
         self.clean_batches = clean_batches
         self.model_name = model_name
         self.data_root = data_root
@@ -224,9 +240,19 @@ class MonitorBatchOperator(MonitoringAgentOperator):
         from airflow_agentic import config
 
         root = (self.data_root or config.data_root()).rstrip("/")
-        model = self.model_name or config.model_name()
-        return {"watch": f"{root}/monitoring/watch-{model}.json", "predictions": f"{root}/predictions/{name}.parquet",
-                "report": f"{root}/reports/{name}.json"}
+        return {"predictions": f"{root}/predictions/{name}.parquet", "report": f"{root}/reports/{name}.json"}
+
+    def _watch_keeper(self, context: Context, model: str) -> WatchKeeper:
+        if self.watch_path:
+            return WatchKeeper(path=self.watch_path, conn_id=self.conn_id)
+        stores = context.get("asset_state_store")
+        if stores is None:  # Airflow < 3.3: no state store; a file beside the data, as before
+            from airflow_agentic import config
+
+            root = (self.data_root or config.data_root()).rstrip("/")
+            self.log.warning("no asset state store in this Airflow: the watch is kept in %s/monitoring", root)
+            return WatchKeeper(path=f"{root}/monitoring/watch-{model}.json", conn_id=self.conn_id)
+        return WatchKeeper(store=stores[self.state_asset], key=f"watch/{model}")
 
     def build_agent(self, context: Context) -> Agent:
         """Score the batches into the Watch (kept in memory until the decision is taken), then the agent."""
@@ -245,12 +271,13 @@ class MonitorBatchOperator(MonitoringAgentOperator):
             if champion is None:
                 raise ValueError(f"{model} has no champion in {tracking_uri}: train and promote a first version")
             earlier = store.earlier()
-        batches = self._batches(context)
+        # By number: steward outputs can land out of order, and the agent decides on the newest batch (the last).
+        batches = sorted(self._batches(context), key=lambda found: batch_number(found[0]))
         names = [batch_name(url) for url, _ in batches]
         self._name = names[-1]
-        watch = dio.resolve_path(self._paths(self._name)["watch"], self.conn_id)
+        self._keeper = self._watch_keeper(context, model)
         # The first batch starts a new watch; an unreadable one fails the task (starting afresh would forget).
-        self._watch = Watch.from_dict(dio.read_json(watch)) if watch.exists() else Watch()
+        self._watch = self._keeper.load()
         for (url, counts), name in zip(batches, names):
             number = batch_number(url)
             frame = dio.read_batch(url, conn_id=self.conn_id)
@@ -294,7 +321,7 @@ class MonitorBatchOperator(MonitoringAgentOperator):
         # The retraining the agent asks for runs in another DAG: not in flight for this step's memory.
         self._watch.state.in_flight = False
         paths = self._paths(self._name)
-        dio.write_json(self._watch.to_dict(), paths["watch"], conn_id=self.conn_id)
+        self._watch = self._keeper.save(self._watch)
         report = {"decision": decision, "batch": self._name, "batch_number": self._signals["batch"],
                   "champion": self._champion,
                   "drift": {k: self._drift.get(k) for k in ("detected", "score", "max_effect", "drifted_columns")}}
@@ -303,3 +330,62 @@ class MonitorBatchOperator(MonitoringAgentOperator):
         context["ti"].xcom_push(key="accuracy", value=round(latest.accuracy, 4) if latest and
                                 latest.batch == self._signals["batch"] and latest.accuracy is not None else None)
         return decision
+
+
+class WatchKeeper:
+    """Where a model's ``Watch`` lives between monitoring runs: an asset state store accessor (``store``, ``key``)
+    or a JSON file (``path``). Stored as ``{"generation": n, "watch": {...}}``.
+
+    A store has no compare-and-set, so two writers at once (two monitoring runs, a backfill) could each overwrite
+    the other's batches. ``save`` re-reads first: when another writer saved since ``load``, the two watches are
+    merged (``Watch.merged_with``: every scored batch kept) before writing generation n+1. The example DAG also
+    allows one run at a time, which leaves only writers of other DAGs or backfills to merge."""
+
+    def __init__(self, *, store: Any = None, key: str = "watch", path: str | None = None,
+                 conn_id: str | None = None) -> None:
+        if (store is None) == (path is None):
+            raise ValueError("a watch is kept in a state store or in a file: give one of store and path")
+        self.store, self.key, self.path, self.conn_id = store, key, path, conn_id
+        self.generation = 0
+
+    def _read(self) -> tuple[int, Any]:
+        from airflow_agentic.data import io as dio
+        from airflow_agentic.flywheel.monitor import Watch
+
+        if self.store is not None:
+            value = self.store.get(self.key)
+        else:
+            path = dio.resolve_path(self.path, self.conn_id)
+            value = dio.read_json(path) if path.exists() else None
+        if value is None:
+            return 0, Watch()
+        if not isinstance(value, dict):
+            raise ValueError(f"the monitoring watch {self.where} is not a JSON object: {type(value).__name__}")
+        if "generation" not in value:  # a watch file written before generations (the file is the bare watch)
+            return 0, Watch.from_dict(value)
+        return int(value["generation"]), Watch.from_dict(value.get("watch"))
+
+    @property
+    def where(self) -> str:
+        return f"{self.key!r} in {self.store!r}" if self.store is not None else str(self.path)
+
+    def load(self) -> Any:
+        self.generation, watch = self._read()
+        return watch
+
+    def save(self, watch: Any) -> Any:
+        """Write ``watch`` (merged with whatever another writer saved since ``load``) and return what was written."""
+        from airflow_agentic.data import io as dio
+
+        generation, current = self._read()
+        if generation != self.generation:
+            log.warning("the watch %s was saved by another run meanwhile (generation %s, read %s): merging",
+                        self.where, generation, self.generation)
+            watch = watch.merged_with(current)
+        self.generation = generation + 1
+        value = {"generation": self.generation, "watch": watch.to_dict()}
+        if self.store is not None:
+            self.store.set(self.key, value)
+        else:
+            dio.write_json(value, self.path, conn_id=self.conn_id)
+        return watch
