@@ -6,8 +6,9 @@ default, so with nothing configured every part of the flywheel uses the same reg
 Order, first match wins:
 
 1. the ``[agentic]`` section of the Airflow configuration (``airflow.cfg`` or ``AIRFLOW__AGENTIC__<OPTION>``);
-2. an Airflow connection where the thing has one (MLflow: the connection named ``mlflow_conn_id``, type ``mlflow``);
-3. the environment variable the underlying tool reads itself (``MLFLOW_TRACKING_URI``);
+2. an Airflow connection where the thing has one (MLflow: the connection named ``mlflow_conn_id``, type ``mlflow``;
+   Spark: ``spark_default``, type ``spark``, host ``spark://host:port``);
+3. the environment variable the underlying tool reads itself (``MLFLOW_TRACKING_URI``; Spark's ``MASTER``);
 4. the embedded default under ``$AIRFLOW_HOME`` (SQLite files and a local data root), for one machine.
 
 Nothing here changes the process environment: :func:`mlflow_tracking` sets MLflow's tracking URI for the duration of
@@ -21,6 +22,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 SECTION = "agentic"
 DEFAULT_MODEL_NAME = "flywheel"
@@ -76,6 +78,41 @@ def optuna_storage() -> str:
     return option("optuna_storage") or f"sqlite:///{local_dir() / 'optuna.db'}"
 
 
+def connection(conn_id: str | None) -> Any | None:
+    """The Airflow connection ``conn_id``, or None when it is not defined (in a task or outside one)."""
+    if not conn_id:
+        return None
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        return BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return None
+    except Exception as exc:  # noqa: BLE001 - outside a task (no API server) a missing conn raises other types
+        if "not" in str(exc).lower() and "defined" in str(exc).lower() or type(exc).__name__.endswith("NotFound"):
+            return None
+        raise
+
+
+def spark_master(conn_id: str | None = "spark_default") -> str:
+    """The Spark master the Data Steward's Spark engine uses: ``[agentic] spark_master``, the ``conn_id`` connection
+    (type ``spark``, as the apache-spark provider's ``spark_default``: host ``spark://host`` or ``host``, port, or
+    ``local[*]``/``yarn`` as host), Spark's own ``MASTER`` variable, then ``local[*]`` (this machine's cores)."""
+    configured = option("spark_master")
+    if configured:
+        return configured
+    conn = connection(conn_id)
+    if conn is not None and conn.host:
+        host = conn.host.strip().rstrip("/")
+        if host.startswith(("local", "yarn")):
+            return host
+        if "://" not in host:  # a URI connection (spark://h:7077) arrives as host "h", port 7077
+            host = f"spark://{host}"
+        return f"{host}:{conn.port}" if conn.port and ":" not in host.split("://", 1)[1] else host
+    return os.environ.get("MASTER") or "local[*]"
+
+
 def mlflow_tracking_uri(conn_id: str | None = "mlflow_default") -> str:
     """MLflow's tracking URI: ``[agentic] mlflow_tracking_uri``, the ``conn_id`` connection, ``MLFLOW_TRACKING_URI``,
     then ``sqlite:///$AIRFLOW_HOME/agentic/mlflow.db``."""
@@ -113,5 +150,5 @@ def mlflow_tracking(uri: str) -> Iterator[str]:
             os.environ["MLFLOW_TRACKING_URI"] = previous_env
 
 
-__all__ = ["airflow_home", "data_root", "journal_path", "local_dir", "mlflow_tracking", "mlflow_tracking_uri",
-           "model_name", "option", "optuna_storage", "profile_dir"]
+__all__ = ["airflow_home", "connection", "data_root", "journal_path", "local_dir", "mlflow_tracking",
+           "mlflow_tracking_uri", "model_name", "option", "optuna_storage", "profile_dir", "spark_master"]

@@ -113,6 +113,34 @@ def airflow_db():
 
 
 @pytest.fixture(scope="session")
+def s3():
+    """A local moto S3 server with a bucket ``steward``, reached through the Airflow ``aws`` connection
+    ``aws_test`` (an ``AIRFLOW_CONN_*`` variable, as a deployment would define it). Yields a boto3 client."""
+    import json
+
+    boto3 = pytest.importorskip("boto3")
+    from moto.server import ThreadedMotoServer
+
+    from servers import free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing",
+                          aws_secret_access_key="testing", region_name="us-east-1")
+    client.create_bucket(Bucket="steward")
+    conn = {"conn_type": "aws", "login": "testing", "password": "testing",
+            "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"}}
+    old = os.environ.get("AIRFLOW_CONN_AWS_TEST")
+    os.environ["AIRFLOW_CONN_AWS_TEST"] = json.dumps(conn)
+    yield client
+    if old is None:
+        os.environ.pop("AIRFLOW_CONN_AWS_TEST", None)
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def spark():
     """Real Spark in local mode."""
     pytest.importorskip("pyspark")

@@ -69,3 +69,15 @@ class MLflowServer:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc = None
+
+
+def stack_script():
+    """scripts/stack.py (`./run stack`; no package, loaded from its file): its PostgreSQL cluster, settings, stack."""
+    import importlib.util
+
+    if "agentic_stack_script" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("agentic_stack_script", REPO / "scripts" / "stack.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    return sys.modules["agentic_stack_script"]

@@ -72,7 +72,7 @@ def best_of_studies(study_names: list[str], storage: Any) -> dict[str, Any]:
     import optuna
     from optuna.trial import TrialState
 
-    from airflow_agentic.models.hpo import resolve_storage
+    from airflow_agentic.models.hpo import best_trial, resolve_storage
 
     resolved = resolve_storage(storage)
     best: dict[str, Any] | None = None
@@ -86,7 +86,7 @@ def best_of_studies(study_names: list[str], storage: Any) -> dict[str, Any]:
         total += len(complete)
         if not complete:
             continue
-        top = max(complete, key=lambda t: t.value)
+        top = best_trial(complete)  # ties broken as the study's own summary does (planned studies: plan order)
         family = study.user_attrs.get("family") or name.rsplit("-", 1)[-1]
         score = float(top.user_attrs.get("score", top.value))
         if best is None or top.value > best["value"]:

@@ -61,7 +61,19 @@ def resolve_path(url: Any, conn_id: str | None = None) -> Any:
     if url.startswith("file://") or "://" not in url:
         local = url.removeprefix("file://")
         return ObjectStoragePath(f"file://{os.path.abspath(local) if local else local}")
+    scheme = url.split("://", 1)[0].lower()
+    if scheme in _SCHEME_EXTRAS:
+        # Checked here, not on first read: without the provider fsspec would fall back to a bare s3fs that ignores
+        # the Airflow connection, and without s3fs the error would come from deep inside fsspec.
+        from airflow_agentic.extras import require
+
+        for module in _SCHEME_EXTRAS[scheme][0]:
+            require(module, _SCHEME_EXTRAS[scheme][1], f"{scheme}:// paths")
     return ObjectStoragePath(url, conn_id=conn_id)
+
+
+# Object-store schemes served by an optional extra: (modules it needs, extra).
+_SCHEME_EXTRAS = {scheme: (("s3fs", "airflow.providers.amazon.aws.fs.s3"), "amazon") for scheme in ("s3", "s3a")}
 
 
 def as_path(path: Any, conn_id: str | None = None) -> Any:
@@ -278,8 +290,13 @@ def _json_default(value: Any) -> Any:
 
 def write_bytes_atomic(path: Any, data: bytes, conn_id: str | None = None) -> str:
     """Write ``data`` so that ``path`` is either absent/old or complete, never half-written."""
-    path = as_path(path, conn_id)
-    local = local_path(path)
+    if isinstance(path, (str, os.PathLike)) and ("://" not in os.fspath(path) or
+                                                 os.fspath(path).startswith("file://")):
+        # A plain local path needs no Airflow (the drift maths saves profiles where Airflow is not installed).
+        local = pathlib.Path(os.path.abspath(os.fspath(path).removeprefix("file://")))
+    else:
+        path = as_path(path, conn_id)
+        local = local_path(path)
     if local is not None:
         local.parent.mkdir(parents=True, exist_ok=True)
         tmp = local.with_name(f".{local.name}.tmp-{uuid.uuid4().hex[:12]}")
@@ -316,22 +333,33 @@ def write_outputs(directory: Any, files: dict[str, bytes | Callable[[], bytes]],
     """
     payloads = {name: (data() if callable(data) else data) for name, data in files.items()}
     directory = as_path(directory)
-    if manifest and prewritten is None:
-        begin_outputs(directory, list(payloads), manifest)
-    elif manifest is None:
-        local = local_path(directory)
-        if local is not None:
-            local.mkdir(parents=True, exist_ok=True)
-    written: dict[str, str] = {}
-    entries = dict(prewritten or {})
-    for name, data in payloads.items():
-        written[name] = write_bytes_atomic(join(directory, name), data)
-        entries[name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-        if rows and name in rows:
-            entries[name]["rows"] = int(rows[name])
-    if manifest:
-        body = {"complete": True, "files": entries, **(extra or {})}
-        written[manifest] = write_bytes_atomic(join(directory, manifest), json_bytes(body))
+    current = manifest or next(iter(payloads), "")
+    try:
+        if manifest and prewritten is None:
+            begin_outputs(directory, list(payloads), manifest)
+        elif manifest is None:
+            local = local_path(directory)
+            if local is not None:
+                local.mkdir(parents=True, exist_ok=True)
+        written: dict[str, str] = {}
+        entries = dict(prewritten or {})
+        for name, data in payloads.items():
+            current = name
+            written[name] = write_bytes_atomic(join(directory, name), data)
+            entries[name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+            if rows and name in rows:
+                entries[name]["rows"] = int(rows[name])
+        if manifest:
+            current = manifest
+            body = {"complete": True, "files": entries, **(extra or {})}
+            written[manifest] = write_bytes_atomic(join(directory, manifest), json_bytes(body))
+    except OSError as exc:
+        # An object store's error names neither the file nor the folder ("[Errno 16] Please reduce your request
+        # rate"): say which write failed and what readers see now.
+        exc.add_note(f"writing {location(join(directory, current))} failed: the output folder {location(directory)} "
+                     f"is not committed (readers keep its earlier complete output or refuse it); run again to "
+                     f"commit it")
+        raise
     return written
 
 

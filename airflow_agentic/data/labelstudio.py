@@ -74,6 +74,9 @@ class LabelStudioClient:
 
     def __init__(self, base_url: str, api_key: str, *, client: Any = None, row_id_key: str = "row_id"):
         if client is None:
+            from airflow_agentic.extras import require
+
+            require("label_studio_sdk.client", "labelstudio", "Label Studio annotation")
             from label_studio_sdk.client import LabelStudio
 
             client = LabelStudio(base_url=base_url, api_key=api_key)

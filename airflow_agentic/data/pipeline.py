@@ -382,6 +382,9 @@ def _is_spark(obj: Any) -> bool:
 
 def _spark_session(name: str, conf: dict[str, str]) -> Any:
     """The active session, else one from Spark's own configuration (``spark-defaults.conf``) plus ``conf``."""
+    from airflow_agentic.extras import require
+
+    require("pyspark.sql", "spark", "The Spark engine")
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()

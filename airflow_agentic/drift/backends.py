@@ -56,7 +56,10 @@ def _categorical_reference(col: PreparedColumn) -> np.ndarray:
 def _alibi(col: PreparedColumn, alpha: float) -> ColumnDrift:
     import logging
 
+    from airflow_agentic.extras import require
+
     logging.getLogger("alibi_detect").setLevel(logging.ERROR)
+    require("alibi_detect.cd", "alibi", "The alibi drift backend")
     from alibi_detect.cd import ChiSquareDrift, KSDrift
 
     if col.profile.kind == "numeric":
@@ -73,6 +76,10 @@ def _alibi(col: PreparedColumn, alpha: float) -> ColumnDrift:
 
 def _evidently(prepared: list[PreparedColumn], alpha: float) -> dict[str, tuple[str, float]]:
     import pandas as pd
+
+    from airflow_agentic.extras import require
+
+    require("evidently", "evidently", "The evidently drift backend")
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 

@@ -167,10 +167,16 @@ class MlflowStore(ModelStore):
     def _aliases(self) -> dict[str, str]:
         from mlflow.exceptions import MlflowException
 
+        from airflow_agentic.models.registry import RegistryError
+
         try:
             return self.registry.aliases(self.model_name)
-        except MlflowException as exc:
-            if "RESOURCE_DOES_NOT_EXIST" in str(getattr(exc, "error_code", "")) or "not found" in str(exc).lower():
+        except (MlflowException, RegistryError) as exc:
+            # The registry wraps MLflow's error; a model not registered yet has no aliases (a fresh install).
+            cause = exc.__cause__ if isinstance(exc, RegistryError) else exc
+            if isinstance(cause, MlflowException) and (
+                    "RESOURCE_DOES_NOT_EXIST" in str(getattr(cause, "error_code", ""))
+                    or "not found" in str(cause).lower()):
                 return {}
             raise
 

@@ -60,6 +60,9 @@ class LabelStudioHook(BaseHook):
     def get_conn(self) -> LabelStudioClient:
         """The project/task/annotation client for this connection."""
         if self._client is None:
+            from airflow_agentic.extras import require
+
+            require("label_studio_sdk.client", "labelstudio", "LabelStudioHook")
             from label_studio_sdk.client import LabelStudio
 
             from airflow_agentic.data.labelstudio import LabelStudioClient

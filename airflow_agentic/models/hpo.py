@@ -9,6 +9,8 @@ trial's fit CPU time); it is off by default because the best settings are often 
 
 `run_trials` is written to be called from several processes at once on the same study (one per mapped Airflow task):
 each call loads the study, runs its share of trials and returns what it did plus the study's best so far.
+`run_planned_trials` is the reproducible variant: a fixed plan of settings, split between the workers, so the
+study's best is the same whether 1 or N workers ran it, in whatever order.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import json
 import logging
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 JOURNAL_SCHEME = "journal://"
+PLAN_INDEX = "plan_index"  # user attribute of a planned trial: its place in the plan
 JOURNAL_SUFFIXES = (".log", ".journal", ".jsonl")
 
 
@@ -454,13 +458,116 @@ def run_trials(study_name: str, storage: Any, family: str | ModelFamily, data: D
     return summarise_study(study, family_obj.name, worker_id, time.perf_counter() - started, records, config)
 
 
+def best_trial(complete: list[Any]) -> Any:
+    """The best of finished trials: highest value; on a tie the earliest planned setting (``plan_index``), else the
+    lowest trial number, so a planned study names the same best however its trials were numbered."""
+    if not complete:
+        return None
+    return max(complete, key=lambda t: (t.value, -t.user_attrs.get(PLAN_INDEX, t.number)))
+
+
+# -- planned trials: the same best for 1 or N workers -------------------------------------------------------------
+# Why a plan: with TPE every proposal depends on which trials have finished when it is made, and with N workers that
+# depends on timing, so two runs of "the same" search evaluate different settings and their bests differ. Here the
+# settings are fixed before any trial runs (the family's defaults or the warm start first, then draws of a seeded
+# RandomSampler from the family's search space, which ignore scores), each is scored with the same folds and model
+# seed, without pruning or timing terms, and the best breaks ties by plan position. The set of (setting, score)
+# pairs, and so the best, is then the same for any number of workers in any order: equal by construction.
+def plan_trials(family: str | ModelFamily, n_trials: int, seed: int | None = 0, *,
+                start_from_defaults: bool = True,
+                warm_start_params: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """``n_trials`` settings of ``family``'s search space, the same for the same arguments on any machine."""
+    import optuna
+
+    family_obj = family if isinstance(family, ModelFamily) else get_family(family)
+    allowed = set(family_obj.default_params())
+    plan: list[dict[str, Any]] = []
+    for params in warm_start_params or ([family_obj.default_params()] if start_from_defaults else []):
+        clean = {k: v for k, v in params.items() if k in allowed}
+        if clean and clean not in plan:
+            plan.append(clean)
+    draws = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))  # in memory, nothing scored
+    attempts = 0
+    while len(plan) < n_trials and attempts < 20 * n_trials:
+        attempts += 1
+        trial = draws.ask()
+        family_obj.search_space(trial)
+        draws.tell(trial, 0.0)
+        if trial.params not in plan:  # a small discrete space may repeat itself
+            plan.append(dict(trial.params))
+    return plan[:n_trials]
+
+
+def run_planned_trials(study_name: str, storage: Any, family: str | ModelFamily, data: Dataset, n_planned: int, *,
+                       worker_id: int = 0, n_workers: int = 1, config: HPOConfig | None = None,
+                       parent_run_id: str | None = None, experiment_name: str | None = None,
+                       tracking_uri: str | None = None, log_to_mlflow: bool = True,
+                       warm_start_params: list[dict[str, Any]] | None = None) -> HPOResult:
+    """Worker ``worker_id`` of ``n_workers`` runs its share of a fixed plan of ``n_planned`` settings (plan positions
+    ``worker_id, worker_id + n_workers, ...``) on the shared study and returns what it did plus the study's best.
+
+    Every worker derives the same plan from (family, ``n_planned``, ``config.seed``, warm start). A position that the
+    study already holds as COMPLETE is skipped, so a retried task never runs a setting twice. The best (see
+    :func:`best_trial`) equals a serial run's (``n_workers=1``) with the same arguments."""
+    import optuna
+    from optuna.trial import TrialState
+
+    config = config or HPOConfig()
+    if config.cost_penalty or config.cost_weight:
+        raise ValueError("planned trials score by the metric alone: cost_penalty and cost_weight depend on timing, "
+                         "so the best would depend on the machine and on the number of workers")
+    if config.seed is None:
+        raise ValueError("planned trials need a seed: every worker must derive the same plan")
+    if not 0 <= worker_id < n_workers:
+        raise ValueError(f"worker_id must be in [0, {n_workers}), got {worker_id}")
+    family_obj = get_family(family, random_state=config.evaluation_seed)
+    plan = plan_trials(family_obj, n_planned, config.seed, start_from_defaults=config.start_from_defaults,
+                       warm_start_params=warm_start_params)
+    study = create_or_load_study(study_name, storage, "maximize", optuna.samplers.RandomSampler(seed=config.seed),
+                                 optuna.pruners.NopPruner())
+    study.set_user_attr("family", family_obj.name)
+    done = {t.user_attrs.get(PLAN_INDEX) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
+
+    logger = TrialRunLogger(parent_run_id, experiment_name, tracking_uri) if log_to_mlflow else None
+    records: list[TrialRecord] = []
+
+    def on_trial_end(trial: optuna.Trial, state: str, record: dict[str, Any]) -> None:
+        run_id = logger.log(study_name, family_obj.name, trial, state, record) if logger else None
+        records.append(TrialRecord(trial.number, state, record["value"], record["score"], record["fit_seconds"],
+                                   record["duration_seconds"], record["params"], run_id,
+                                   record.get("fit_cpu_seconds", 0.0)))
+
+    # No pruning: whether a trial is pruned depends on which others finished first.
+    objective = make_objective(family_obj, data, HPOConfig(**{**config.to_dict(), "pruner": "none"}), on_trial_end)
+    started = time.perf_counter()
+    for index in range(worker_id, len(plan), n_workers):
+        if index in done:
+            continue
+        # Every planned name gets its planned value; a name the plan lacks (a default setting that leaves a
+        # parameter out) comes from a sampler seeded by the position, so it is the same in every run too.
+        with warnings.catch_warnings():  # PartialFixedSampler is marked experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.sampler = optuna.samplers.PartialFixedSampler(plan[index],
+                                                                optuna.samplers.RandomSampler(seed=index))
+        trial = study.ask()
+        trial.set_user_attr(PLAN_INDEX, index)
+        try:
+            value = objective(trial)
+        except Exception:  # noqa: BLE001 - one failing setting must not lose the others' trials
+            log.warning("planned trial %s (%s) of %s failed", index, plan[index], study_name, exc_info=True)
+            study.tell(trial, state=TrialState.FAIL)
+            continue
+        study.tell(trial, value)
+    return summarise_study(study, family_obj.name, worker_id, time.perf_counter() - started, records, config)
+
+
 def summarise_study(study: optuna.Study, family: str, worker_id: int, wall_seconds: float,
                     records: list[TrialRecord], config: HPOConfig) -> HPOResult:
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    best = max(complete, key=lambda t: t.value) if complete else None
+    best = best_trial(complete)
     return HPOResult(
         study_name=study.study_name, family=family, worker_id=worker_id,
         best_params=dict(best.params) if best else None,

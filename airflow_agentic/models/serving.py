@@ -254,6 +254,12 @@ PREVIOUS_IMAGE_ANNOTATION = "airflow-agentic/previous-image"
 PREVIOUS_URI_ANNOTATION = "airflow-agentic/previous-model-uri"
 
 
+def _kubernetes_client() -> Any:
+    from airflow_agentic.extras import require
+
+    return require("kubernetes.client", "cncf-kubernetes", "Kubernetes serving")
+
+
 class KubernetesServing(ServingTarget):
     """A Deployment `<name>` (track=stable) and optionally `<name>-canary` (track=canary) behind one Service
     `<name>` that selects both, so traffic splits by replica share.
@@ -294,15 +300,11 @@ class KubernetesServing(ServingTarget):
 
     @property
     def apps(self) -> Any:
-        from kubernetes import client
-
-        return client.AppsV1Api(self.api_client)
+        return _kubernetes_client().AppsV1Api(self.api_client)
 
     @property
     def core(self) -> Any:
-        from kubernetes import client
-
-        return client.CoreV1Api(self.api_client)
+        return _kubernetes_client().CoreV1Api(self.api_client)
 
     # manifests
     def image_for(self, model_uri: str, version: str | None) -> str:

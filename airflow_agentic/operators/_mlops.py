@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from airflow_agentic.agents import AgentRun
     from airflow_agentic.models.dataset import Dataset
 
-_GLOB_CHARS = "*?["
 _TABLE_SUFFIXES = (".parquet", ".pq", ".parq")
 
 
@@ -45,38 +44,38 @@ def mlflow_hook(operator: Any):
     return operator._mlflow_hook
 
 
-def resolve_files(url: str) -> list[Any]:
-    """A Parquet file, a folder of Parquet files, or a glob (``.../batch_*.parquet``) -> sorted paths."""
-    from airflow.sdk import ObjectStoragePath
+def resolve_files(url: str, conn_id: str | None = None) -> list[Any]:
+    """A Parquet file, a folder of Parquet files, or a glob (``.../batch_*.parquet``) -> sorted paths.
+
+    Paths come from the one resolver (``data.io.resolve_path``) and the one listing (``triggers.drift.list_batches``),
+    so an ``s3://`` URL reads through the Airflow connection ``conn_id`` like everywhere else."""
+    import glob
+
+    from airflow_agentic.data.io import resolve_path
+    from airflow_agentic.triggers.drift import file_path, list_batches
 
     url = str(url)
-    if any(c in url for c in _GLOB_CHARS):
-        cut = min(url.index(c) for c in _GLOB_CHARS if c in url)
-        base_url, pattern = url[:cut].rsplit("/", 1)[0], url[url[:cut].rfind("/") + 1:]
-        files = sorted(ObjectStoragePath(base_url or "/").glob(pattern), key=str)
-    else:
-        path = ObjectStoragePath(url)
-        if path.is_dir():
-            files = sorted((p for p in path.iterdir() if p.name.lower().endswith(_TABLE_SUFFIXES)), key=str)
-        else:
-            files = [path]
-    files = [f for f in files if not f.name.startswith(("_", "."))]
+    path = resolve_path(url, conn_id)
+    if not glob.has_magic(url) and not path.is_dir():
+        return [path]
+    files = [file_path(name, url, conn_id) for name in sorted(list_batches(url, conn_id, _TABLE_SUFFIXES))]
     if not files:
         raise FileNotFoundError(f"no Parquet files at {url}")
     return files
 
 
-def read_table(url: str) -> pd.DataFrame:
+def read_table(url: str, conn_id: str | None = None) -> pd.DataFrame:
     import pandas as pd
 
     from airflow_agentic.data.io import read_batch
 
-    frames = [read_batch(path, "parquet") for path in resolve_files(url)]
+    frames = [read_batch(path, "parquet") for path in resolve_files(url, conn_id)]
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
-def load_labelled(url: str, target: str, *, drop: list[str] | None = None) -> tuple[pd.DataFrame, pd.Series]:
-    frame = read_table(url)
+def load_labelled(url: str, target: str, *, drop: list[str] | None = None,
+                  conn_id: str | None = None) -> tuple[pd.DataFrame, pd.Series]:
+    frame = read_table(url, conn_id)
     if target not in frame.columns:
         raise ValueError(f"target column {target!r} not in {url} (columns: {list(frame.columns)[:30]})")
     frame = frame.dropna(subset=[target])
@@ -85,10 +84,10 @@ def load_labelled(url: str, target: str, *, drop: list[str] | None = None) -> tu
 
 
 def load_dataset(url: str, target: str, *, categorical: list[str] | None = None,
-                 drop: list[str] | None = None) -> Dataset:
+                 drop: list[str] | None = None, conn_id: str | None = None) -> Dataset:
     from airflow_agentic.models.dataset import Dataset
 
-    X, y = load_labelled(url, target, drop=drop)
+    X, y = load_labelled(url, target, drop=drop, conn_id=conn_id)
     return Dataset(X, y, categorical=categorical, location=str(url))
 
 

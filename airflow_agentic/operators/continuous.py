@@ -69,16 +69,19 @@ def drift_events(context: Any) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     event per burst, each with ``extra["payload"]["reports"]``, see ``DriftEventTrigger``), and what the events
     were (for the trace: how many, which report files, why each mattered)."""
     events = [e for asset_events in (context.get("triggering_asset_events") or {}).values() for e in asset_events]
-    requests, files, reasons = [], [], []
+    requests, files, reasons, count = [], [], [], 0
     for event in events:
-        for item in ((event.extra or {}).get("payload") or {}).get("reports") or []:
+        payload = (event.extra or {}).get("payload") or {}
+        # A large burst carries its newest reports only; `count` says how many files it had.
+        count += int(payload.get("count") or len(payload.get("reports") or []))
+        for item in payload.get("reports") or []:
             files.append(str(item.get("file", "")).rsplit("/", 1)[-1])
             reasons.append(item.get("reason"))
             report = item.get("report") or {}
             retrain = (report.get("decision") or {}).get("retrain")
             if retrain:
                 requests.append({**retrain, "batch": retrain.get("batch", report.get("batch_number"))})
-    summary = {"events": len(events), "reports": len(files), "files": files, "reasons": reasons}
+    summary = {"events": len(events), "reports": count, "files": files, "reasons": reasons}
     newest = max(requests, key=lambda r: int(r.get("batch") if r.get("batch") is not None else -1)) \
         if requests else None
     return newest, summary

@@ -38,6 +38,9 @@ def build_serving(kind: str, model_name: str, config: dict[str, Any] | None, tra
     if kind == "kubernetes":
         conn_id = config.pop("kubernetes_conn_id", None)
         if conn_id and "hook" not in config:
+            from airflow_agentic.extras import require
+
+            require("airflow.providers.cncf.kubernetes.hooks.kubernetes", "cncf-kubernetes", "Kubernetes serving")
             from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
 
             config["hook"] = KubernetesHook(conn_id=conn_id)
@@ -58,6 +61,8 @@ class DeploymentOperator(MlflowTrackingMixin, AgentOperator):
     :param serving: ``batch`` (default), ``local``, ``kubernetes`` or ``none``; ``serving_config`` goes to its
         constructor (``LocalServer(port=...)``, ``KubernetesServing(namespace=..., kubernetes_conn_id=...)``).
     :param production: promotion needs a person's approval.
+    :param conn_id: Airflow connection for the object store holding the holdout (e.g. ``aws_default`` for ``s3://``);
+        None: the one named in the URL, or the store's default.
     :param mlflow_conn_id: an ``mlflow`` connection; without one ``MLFLOW_TRACKING_URI`` or a local SQLite store.
 
     Returns ``{"promoted", "verdict", "promotion", "serving", "rejected"}``. Bad input (no challenger, no signature,
@@ -73,7 +78,7 @@ class DeploymentOperator(MlflowTrackingMixin, AgentOperator):
     def __init__(self, *, model_name: str, holdout: str, target: str = "label", margin: float | str = 0.0,
                  metric: str = "accuracy", gate_policy: dict[str, Any] | None = None, serving: str = "batch",
                  serving_config: dict[str, Any] | None = None, production: bool = False,
-                 mlflow_conn_id: str | None = "mlflow_default", **kwargs: Any) -> None:
+                 conn_id: str | None = None, mlflow_conn_id: str | None = "mlflow_default", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.model_name = model_name
         self.holdout = holdout
@@ -84,6 +89,7 @@ class DeploymentOperator(MlflowTrackingMixin, AgentOperator):
         self.serving = serving
         self.serving_config = serving_config
         self.production = production
+        self.conn_id = conn_id
         self.mlflow_conn_id = mlflow_conn_id
 
     def _hook(self):
@@ -109,7 +115,7 @@ class DeploymentOperator(MlflowTrackingMixin, AgentOperator):
         if self.serving != "none":
             def factory() -> ServingTarget | None:
                 return build_serving(self.serving, self.model_name, config, uri)
-        return DeploymentAgent(self.model_name, load_labelled(self.holdout, self.target),
+        return DeploymentAgent(self.model_name, load_labelled(self.holdout, self.target, conn_id=self.conn_id),
                                registry=ModelRegistry(uri, client=client), policy=policy,
                                production=bool(self.production), serving_factory=factory, tracking_uri=uri)
 

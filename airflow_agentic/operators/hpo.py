@@ -11,6 +11,14 @@
 Each mapped task loads the same study (journal file for workers on one machine, PostgreSQL for several), runs its
 trials with a sampler seeded by ``worker`` and logs them as runs nested under one MLflow parent run that all workers
 find by the study's name. It is a plain operator, not an agent: the decisions were taken by whoever planned the study.
+
+Reproducible across worker counts: give ``n_workers`` (the length of the ``expand`` list). The study is then a fixed
+plan of ``n_trials * n_workers`` settings (``airflow_agentic.models.hpo.run_planned_trials``) and worker ``w`` runs
+plan positions ``w, w + n_workers, ...``; the best the final task registers is the one a single worker running the
+whole plan would find, whichever Celery worker ran which share and in what order::
+
+    trials = HPOTrialsOperator.partial(task_id="hpo", ..., storage="postgresql://.../optuna", n_trials=4,
+                                       n_workers=2).expand(worker=[0, 1])
 """
 
 from __future__ import annotations
@@ -31,6 +39,11 @@ class HPOTrialsOperator(BaseOperator):
     (plus ``trials_run``), including the study's best over all workers so far.
 
     :param max_total_trials: stop every worker once the study holds this many finished trials.
+    :param n_workers: run a fixed plan of ``n_trials * n_workers`` settings shared by that many mapped tasks (this
+        one runs its share, chosen by ``worker``): the study's best is then independent of how many workers ran it
+        (no pruning, no timing terms in the objective; ``timeout`` and ``max_total_trials`` do not apply).
+    :param conn_id: Airflow connection for the object store holding the data (e.g. ``aws_default`` for ``s3://``);
+        None: the one named in the URL, or the store's default.
     """
 
     template_fields: Sequence[str] = ("data", "target", "model_name", "experiment_name", "family", "study_name",
@@ -41,9 +54,13 @@ class HPOTrialsOperator(BaseOperator):
     def __init__(self, *, data: str, target: str = "label", model_name: str, family: str, study_name: str,
                  storage: str | None = None, worker: int = 0, n_trials: int = 5, timeout: float | None = None,
                  metric: str = "accuracy", experiment_name: str | None = None, max_total_trials: int | None = None,
+                 n_workers: int | None = None,
                  categorical: list[str] | None = None, hpo_config: dict[str, Any] | None = None,
-                 mlflow_conn_id: str | None = "mlflow_default", **kwargs: Any) -> None:
+                 conn_id: str | None = None, mlflow_conn_id: str | None = "mlflow_default", **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        if n_workers is not None and int(n_workers) < 1:
+            raise ValueError(f"n_workers must be at least 1, got {n_workers}")
+        self.n_workers = n_workers
         self.data = data
         self.target = target
         self.model_name = model_name
@@ -58,18 +75,19 @@ class HPOTrialsOperator(BaseOperator):
         self.max_total_trials = max_total_trials
         self.categorical = categorical
         self.hpo_config = hpo_config
+        self.conn_id = conn_id
         self.mlflow_conn_id = mlflow_conn_id
 
     def execute(self, context: Context) -> Any:
         from airflow_agentic.agents.training import ensure_parent_run, safe_key
         from airflow_agentic.hooks.mlflow import MLflowHook, run_url
-        from airflow_agentic.models.hpo import HPOConfig, run_trials
+        from airflow_agentic.models.hpo import HPOConfig, run_planned_trials, run_trials
         from airflow_agentic.config import mlflow_tracking, optuna_storage
         from airflow_agentic.operators._mlops import load_dataset, push_url
 
         hook = MLflowHook(self.mlflow_conn_id)
         client = hook.client()
-        dataset = load_dataset(self.data, self.target, categorical=self.categorical)
+        dataset = load_dataset(self.data, self.target, categorical=self.categorical, conn_id=self.conn_id)
         experiment = self.experiment_name or f"{self.model_name}-training"
         ti = context["ti"]
         # The TrainingOperator that registers this study's best finds the same parent run by the same key.
@@ -77,11 +95,17 @@ class HPOTrialsOperator(BaseOperator):
             client, experiment, safe_key(self.study_name), run_name=f"train-{self.model_name}",
             tags={"agentic.study": self.study_name, "agentic.dag_id": ti.dag_id, "agentic.run_id": ti.run_id})
         storage = self.storage or optuna_storage()
+        config = HPOConfig(**{**(self.hpo_config or {}), "metric": self.metric})
         with mlflow_tracking(hook.tracking_uri()):
-            result = run_trials(self.study_name, storage, self.family, dataset, int(self.n_trials), self.timeout,
-                                config=HPOConfig(**{**(self.hpo_config or {}), "metric": self.metric}),
-                                parent_run_id=parent_run_id, tracking_uri=hook.tracking_uri(),
-                                max_total_trials=self.max_total_trials, worker_id=int(self.worker))
+            if self.n_workers:
+                result = run_planned_trials(self.study_name, storage, self.family, dataset,
+                                            int(self.n_trials) * int(self.n_workers), worker_id=int(self.worker),
+                                            n_workers=int(self.n_workers), config=config,
+                                            parent_run_id=parent_run_id, tracking_uri=hook.tracking_uri())
+            else:
+                result = run_trials(self.study_name, storage, self.family, dataset, int(self.n_trials), self.timeout,
+                                    config=config, parent_run_id=parent_run_id, tracking_uri=hook.tracking_uri(),
+                                    max_total_trials=self.max_total_trials, worker_id=int(self.worker))
         push_url(context, RUN_URL_XCOM_KEY, run_url(hook.ui_url(), experiment_id, parent_run_id))
         summary = {k: v for k, v in result.to_dict().items() if k not in ("trials", "config")}
         summary.update(trials_run=len(result.trials), parent_run_id=parent_run_id,

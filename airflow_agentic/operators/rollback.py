@@ -31,6 +31,7 @@ class ModelWatchOperator(MlflowTrackingMixin, AgentOperator):
     :param min_rows: fewer labelled rows decide nothing.
     :param production: a rollback needs a person's approval (otherwise automatic).
     :param notifiers: called after a rollback with ``context["agentic_event"]``.
+    :param conn_id: Airflow connection for the object store holding the batch (e.g. ``aws_default`` for ``s3://``).
 
     Returns ``{"rolled_back", "comparison", "rollback", "alerted", "champion_version", "previous_version"}``.
     """
@@ -41,8 +42,8 @@ class ModelWatchOperator(MlflowTrackingMixin, AgentOperator):
 
     def __init__(self, *, model_name: str, batch: str, target: str = "label", margin: float | str = 0.02,
                  max_latency_ratio: float | None = 5.0, min_rows: int = 50, production: bool = False,
-                 notifiers: Sequence[BaseNotifier] = (), mlflow_conn_id: str | None = "mlflow_default",
-                 **kwargs: Any) -> None:
+                 notifiers: Sequence[BaseNotifier] = (), conn_id: str | None = None,
+                 mlflow_conn_id: str | None = "mlflow_default", **kwargs: Any) -> None:
         if "approval_for" not in kwargs:
             kwargs["approval_for"] = ("destructive",) if production else ()
         super().__init__(**kwargs)
@@ -54,6 +55,7 @@ class ModelWatchOperator(MlflowTrackingMixin, AgentOperator):
         self.min_rows = min_rows
         self.production = production
         self.notifiers = list(notifiers)
+        self.conn_id = conn_id
         self.mlflow_conn_id = mlflow_conn_id
 
     def build_agent(self, context: Context) -> Agent:
@@ -76,7 +78,7 @@ class ModelWatchOperator(MlflowTrackingMixin, AgentOperator):
                     self.log.warning("notifier %s failed: %s", type(notifier).__name__, exc)
             return sent
 
-        return WatchAgent(self.model_name, load_labelled(self.batch, self.target),
+        return WatchAgent(self.model_name, load_labelled(self.batch, self.target, conn_id=self.conn_id),
                           registry=ModelRegistry(hook.tracking_uri(), client=hook.client()),
                           margin=float(self.margin), max_latency_ratio=self.max_latency_ratio,
                           min_rows=int(self.min_rows), notify=notify, batch_location=str(self.batch))

@@ -37,7 +37,9 @@ class DataStewardOperator(AgentOperator):
     :param suite: a GX suite as JSON-able dict, or a path/URL of one (templated); default derived from the profile.
     :param conn_id: connection for object storage URLs (e.g. an ``aws`` connection for ``s3://``).
     :param engine: ``pandas`` or ``spark`` (the Spark session comes from Spark's own configuration:
-        ``spark-defaults.conf`` / ``SPARK_CONF_DIR``, plus ``spark_conf``).
+        ``spark-defaults.conf`` / ``SPARK_CONF_DIR``, plus ``spark_conf``; its master, unless ``spark_conf`` names
+        ``spark.master``, is :func:`airflow_agentic.config.spark_master`: ``[agentic] spark_master``, the
+        ``spark_default`` connection, ``MASTER``, ``local[*]``).
     :param id_column: the row id column (duplicate ids, quarantine by id).
     :param config: StewardConfig fields as a dict (templated), e.g. ``{"extra_sentinels": [-1]}``. Among them
         ``max_quarantine_share`` (default 0.5): a step that would leave more than this share of the batch
@@ -96,6 +98,13 @@ class DataStewardOperator(AgentOperator):
             config["id_column"] = self.id_column
         return config
 
+    def _spark_conf(self) -> dict[str, str]:
+        if self.engine != "spark" or "spark.master" in self.spark_conf:
+            return self.spark_conf
+        from airflow_agentic.config import spark_master
+
+        return {"spark.master": spark_master(), **self.spark_conf}
+
     def build_agent(self, context: Context) -> StewardAgent:
         from airflow_agentic.data.errors import StewardInputError
         from airflow_agentic.data.pipeline import StewardPipeline
@@ -103,7 +112,7 @@ class DataStewardOperator(AgentOperator):
         self._pipeline = StewardPipeline(
             self.source, profile=self.profile, output=self.output_dir, engine=self.engine, config=self._config(),
             suite=self.suite, validate=self.validate, fmt=self.fmt, conn_id=self.conn_id,
-            approval_for=self.approval_for, spark_conf=self.spark_conf, name=f"data-steward-{self.task_id}")
+            approval_for=self.approval_for, spark_conf=self._spark_conf(), name=f"data-steward-{self.task_id}")
         self.log.info("Data Steward (%s) on %s -> %s", self.engine, self.source, self.output_dir)
         try:
             return self._pipeline.prepare()

@@ -59,6 +59,8 @@ class TrainingOperator(MlflowTrackingMixin, AgentOperator):
     :param study_name: register the best of this finished study instead of searching (templated).
     :param categorical: columns to treat as categorical; None infers them.
     :param hpo_config: ``HPOConfig`` fields (cv_folds, pruner, seed, ...).
+    :param conn_id: Airflow connection for the object store holding the data (e.g. ``aws_default`` for ``s3://``);
+        None: the one named in the URL, or the store's default.
     :param mlflow_conn_id: an ``mlflow`` connection; without one ``MLFLOW_TRACKING_URI`` or a local SQLite store.
     """
 
@@ -73,8 +75,8 @@ class TrainingOperator(MlflowTrackingMixin, AgentOperator):
                  metric: str | None = "accuracy", n_trials: int = 20, timeout: float | None = None,
                  storage: str | None = None, warm_start: bool = True, drift_event: Any = None,
                  study_name: str | None = None, categorical: list[str] | None = None,
-                 hpo_config: dict[str, Any] | None = None, mlflow_conn_id: str | None = "mlflow_default",
-                 **kwargs: Any) -> None:
+                 hpo_config: dict[str, Any] | None = None, conn_id: str | None = None,
+                 mlflow_conn_id: str | None = "mlflow_default", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.data = data
         self.target = target
@@ -90,6 +92,7 @@ class TrainingOperator(MlflowTrackingMixin, AgentOperator):
         self.study_name = study_name
         self.categorical = categorical
         self.hpo_config = hpo_config
+        self.conn_id = conn_id
         self.mlflow_conn_id = mlflow_conn_id
 
     def _hook(self):
@@ -107,7 +110,7 @@ class TrainingOperator(MlflowTrackingMixin, AgentOperator):
         hook = self._hook()
         client = hook.client()
         ti = context["ti"]
-        dataset = load_dataset(self.data, self.target, categorical=self.categorical)
+        dataset = load_dataset(self.data, self.target, categorical=self.categorical, conn_id=self.conn_id)
         families = native(self.families)
         lineage = {"data.location": str(self.data), "dag_id": ti.dag_id, "run_id": ti.run_id,
                    "task_id": ti.task_id, **drift_lineage(self.drift_event)}

@@ -1,8 +1,11 @@
-"""``DriftTrigger``: wait (in the triggerer, holding no worker) for new batch files at an ObjectStoragePath URL, then
-compare them with a stored reference profile and fire once with the drift report.
+"""``DriftTrigger``: wait (in the triggerer, holding no worker) for new batch files at an ObjectStoragePath URL and
+fire once with their names.
 
-Listing and statistics run in a worker thread (``asyncio.to_thread``): the triggerer's event loop is shared by every
-trigger and must never block. The module-level helpers are shared with ``DriftEventTrigger`` and ``DriftSensor``.
+The trigger only waits: it lists the location (cheap, in a thread through ``asyncio.to_thread``, since the
+triggerer's event loop is shared by every trigger and must never block) and never reads a batch. Reading batches and
+computing drift statistics is work for a worker: ``DriftSensor.execute_complete`` does it with
+:func:`drift_for_files` and re-defers when nothing matters. The module-level helpers are shared with
+``DriftEventTrigger`` and ``DriftSensor``.
 
 Which files are new: every matching file whose name is not in ``seen`` and whose modification time is after
 ``since`` (both optional; without either, every file present counts). Names starting with ``.`` or ``_`` are never
@@ -24,9 +27,9 @@ BATCH_SUFFIXES = (".parquet", ".pq", ".parq", ".csv", ".tsv", ".txt", ".jsonl", 
 
 
 def storage_path(url: str, conn_id: str | None = None) -> Any:
-    from airflow.sdk import ObjectStoragePath
+    from airflow_agentic.data.io import resolve_path  # the one resolver: same paths as the operators
 
-    return ObjectStoragePath(url, conn_id=conn_id)
+    return resolve_path(url, conn_id)
 
 
 def _mtime(info: dict[str, Any]) -> float:
@@ -83,7 +86,8 @@ def file_path(name: str, url: str, conn_id: str | None = None) -> Any:
     """A path object (with ``.open()``) for a name returned by :func:`list_batches` on ``url``."""
     from airflow.sdk import ObjectStoragePath
 
-    return ObjectStoragePath(name, protocol=storage_path(url, conn_id).protocol or None, conn_id=conn_id)
+    base = storage_path(url, conn_id)  # its connection: conn_id, or the one named in the URL (s3://conn@bucket/..)
+    return ObjectStoragePath(name, protocol=base.protocol or None, conn_id=getattr(base, "conn_id", None) or conn_id)
 
 
 def load_profile(profile_path: str, conn_id: str | None = None) -> Any:
@@ -96,7 +100,8 @@ def drift_for_files(names: list[str], *, url: str, profile_path: str, columns: l
                     alpha: float = 0.05, correction: str = "bh", fmt: str | None = None, conn_id: str | None = None,
                     profile: Any = None) -> dict[str, Any]:
     """The drift report (``DriftReport.to_dict()``) of the given files, read as one batch, against the profile.
-    Blocking: call it through ``asyncio.to_thread`` from a trigger."""
+    Reads whole batches: run it on a worker (a sensor's ``poke`` / ``execute_complete``, a task), never in a
+    trigger."""
     import pandas as pd
 
     from airflow_agentic.data.io import read_batch
@@ -109,46 +114,78 @@ def drift_for_files(names: list[str], *, url: str, profile_path: str, columns: l
     return report.to_dict()
 
 
+DEFAULT_ACTIONS = ("request_retraining",)
+
+
+def drift_matters(report: dict[str, Any], *, min_score: float = 0.0, min_effect: float = 0.0,
+                  columns: Iterable[str] | None = None,
+                  actions: Iterable[str] = DEFAULT_ACTIONS) -> tuple[bool, str]:
+    """Whether a drift report (``DriftReport.to_dict()``) or a monitoring decision calls for action, and why.
+
+    A monitoring decision (``{"action": ...}`` or the monitoring agent's ``{"decision": {...}}``) matters when its
+    action is in ``actions``. A drift report matters when drift was detected, its ``score`` (share of drifted
+    feature columns) is at least ``min_score``, its ``max_effect`` at least ``min_effect`` and, when ``columns`` is
+    given, at least one of those columns drifted. Shared by ``DriftSensor`` and ``DriftEventTrigger``.
+    """
+    actions = list(actions)
+    if "decision" in report and isinstance(report["decision"], dict):
+        report = report["decision"]
+    if "action" in report:
+        action = report.get("action")
+        if action in actions:
+            return True, f"monitoring decision {action}"
+        return False, f"monitoring decision {action} (not in {actions})"
+    if not report.get("detected"):
+        return False, "no drift detected"
+    score, effect = float(report.get("score") or 0.0), float(report.get("max_effect") or 0.0)
+    drifted = list(report.get("drifted_columns") or [])
+    if score < min_score:
+        return False, f"drift score {score:.2f} below {min_score}"
+    if effect < min_effect:
+        return False, f"largest effect {effect:.3f} below {min_effect}: a harmless shift"
+    if columns is not None and drifted and not set(drifted) & set(columns):
+        return False, f"drift only in {drifted}, none of the watched columns"
+    return True, f"drift in {drifted or 'the prediction distribution'} (score {score:.2f}, effect {effect:.3f})"
+
+
 class DriftTrigger(BaseTrigger):
-    """Fire once when new batch files appear at ``path``, with their drift report against ``profile_path``.
+    """Fire once when new batch files appear at ``path``, with their names. Reads no batch.
 
     :param path: ObjectStoragePath URL of a directory or a glob (``file:///data/in``, ``s3://bucket/in/*.parquet``).
-    :param profile_path: URL of the reference profile ``.npz`` (``ReferenceProfile.save``).
-    :param columns: columns to test (default: the profile's feature columns).
-    :param alpha: significance level; ``correction``: ``bh``, ``bonferroni`` or ``none``.
     :param seen: names already processed (as listed, without scheme); they never count as new.
     :param since: POSIX modification time; only files modified after it count as new.
     :param min_files: fire once at least this many new files exist (all of them form one batch).
     :param poll_interval: seconds between listings.
-    :param conn_id: Airflow connection for the object store (used for both URLs).
-    :param fmt: file format when the suffix does not tell (``parquet``, ``csv``, ``jsonl``).
+    :param conn_id: Airflow connection for the object store.
 
-    Event payload: ``{"status": "success", "report": {...}, "files": [...], "seen": [...], "since": mtime}`` or
-    ``{"status": "error", "message": ..., "files": [...]}``.
+    ``profile_path``, ``columns``, ``alpha``, ``correction`` and ``fmt`` are still accepted so that a trigger
+    serialised by an earlier version (which computed drift here) resumes after an upgrade; they are ignored, since
+    the resumed ``DriftSensor`` has them itself.
+
+    Event payload: ``{"status": "success", "files": [...], "seen": [...], "since": mtime}`` (``files``: the new
+    names, oldest first; ``seen``: ``seen`` plus them; ``since``: the newest mtime among them) or
+    ``{"status": "error", "message": ..., "files": []}``.
     """
 
-    def __init__(self, *, path: str, profile_path: str, columns: list[str] | None = None, alpha: float = 0.05,
-                 correction: str = "bh", seen: list[str] | None = None, since: float | None = None,
-                 min_files: int = 1, poll_interval: float = 30.0, conn_id: str | None = None,
-                 fmt: str | None = None) -> None:
+    LEGACY_ARGS = ("profile_path", "columns", "alpha", "correction", "fmt")
+
+    def __init__(self, *, path: str, seen: list[str] | None = None, since: float | None = None, min_files: int = 1,
+                 poll_interval: float = 30.0, conn_id: str | None = None, **legacy: Any) -> None:
         super().__init__()
+        unknown = set(legacy) - set(self.LEGACY_ARGS)
+        if unknown:
+            raise TypeError(f"DriftTrigger got unexpected argument(s) {sorted(unknown)}")
         self.path = path
-        self.profile_path = profile_path
-        self.columns = list(columns) if columns is not None else None
-        self.alpha = float(alpha)
-        self.correction = correction
         self.seen = sorted(seen or ())
         self.since = float(since) if since is not None else None
         self.min_files = max(1, int(min_files))
         self.poll_interval = float(poll_interval)
         self.conn_id = conn_id
-        self.fmt = fmt
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (f"{type(self).__module__}.{type(self).__qualname__}", {
-            "path": self.path, "profile_path": self.profile_path, "columns": self.columns, "alpha": self.alpha,
-            "correction": self.correction, "seen": self.seen, "since": self.since, "min_files": self.min_files,
-            "poll_interval": self.poll_interval, "conn_id": self.conn_id, "fmt": self.fmt,
+            "path": self.path, "seen": self.seen, "since": self.since, "min_files": self.min_files,
+            "poll_interval": self.poll_interval, "conn_id": self.conn_id,
         })
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -160,16 +197,8 @@ class DriftTrigger(BaseTrigger):
                 return
             fresh = new_batches(listing, seen=self.seen, since=self.since)
             if len(fresh) >= self.min_files:
-                self.log.info("%d new batch file(s) at %s: computing drift", len(fresh), self.path)
-                try:
-                    report = await asyncio.to_thread(
-                        drift_for_files, fresh, url=self.path, profile_path=self.profile_path, columns=self.columns,
-                        alpha=self.alpha, correction=self.correction, fmt=self.fmt, conn_id=self.conn_id)
-                except Exception as exc:  # noqa: BLE001
-                    yield TriggerEvent({"status": "error", "message": f"{type(exc).__name__}: {exc}", "files": fresh})
-                    return
-                yield TriggerEvent({"status": "success", "report": report, "files": fresh,
-                                    "seen": sorted(set(self.seen) | set(fresh)),
+                self.log.info("%d new batch file(s) at %s: handing them to the task", len(fresh), self.path)
+                yield TriggerEvent({"status": "success", "files": fresh, "seen": sorted(set(self.seen) | set(fresh)),
                                     "since": max(listing[n] for n in fresh)})
                 return
             await asyncio.sleep(self.poll_interval)

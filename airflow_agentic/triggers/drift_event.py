@@ -1,18 +1,22 @@
-"""``DriftEventTrigger``: an ``AssetWatcher`` trigger that turns drift that matters into Asset events, one per burst.
+"""``DriftEventTrigger``: an ``AssetWatcher`` trigger that turns new files into Asset events, one per burst.
 
-It watches a location either for new **batches** (``profile_path`` given: each new file gets its own drift report
-against the profile) or for **reports** written by a monitoring DAG (``.json`` files holding a ``DriftReport`` dict,
-a ``MonitoringDecision`` dict, or the monitoring agent's ``{"decision": ...}`` result).
+A trigger only waits; an AssetWatcher has no worker to hand work back to, so this one never reads a batch or computes
+statistics. It watches a location in one of two modes:
 
-What matters: a monitoring decision whose action is in ``actions`` (default ``request_retraining``); a drift report
-that was detected, with ``score >= min_score``, ``max_effect >= min_effect`` and, when ``columns`` is given, at least
-one of those columns drifted. Everything else is logged and dropped.
+- ``mode="reports"`` (default): ``.json`` reports written by a monitoring DAG (a ``DriftReport`` dict, a
+  ``MonitoringDecision`` dict, or the monitoring agent's ``{"decision": ...}`` result). Reading a small report is
+  waiting, not computing. What matters (:func:`~airflow_agentic.triggers.drift.drift_matters`): a monitoring decision
+  whose action is in ``actions`` (default ``request_retraining``); a drift report that was detected, with
+  ``score >= min_score``, ``max_effect >= min_effect`` and, when ``columns`` is given, at least one of those columns
+  drifted. Everything else is logged and dropped.
+- ``mode="batches"``: every new batch file matters ("a new file"). The triggered DAG computes drift on a worker
+  (``drift_for_files`` / ``drift_matters`` in ``airflow_agentic.triggers.drift``, or the monitoring operators).
 
 Bursts: in Airflow 3.3 events that arrive while an asset-triggered run is queued get no run of their own
-(apache/airflow#56050). So the first report that matters opens a window of ``cooldown`` seconds; every report that
+(apache/airflow#56050). So the first file that matters opens a window of ``cooldown`` seconds; every file that
 matters within it joins, and the window closes with ONE ``TriggerEvent``:
-``{"reports": [{"file", "report", "reason"}, ...], "files": [...], "count": n, "window_seconds": s}``.
-The consumer reads ``triggering_asset_events[asset][i].extra["payload"]["reports"]``.
+``{"mode": ..., "reports": [{"file", "report", "reason"}, ...], "files": [...], "count": n, "window_seconds": s}``
+(batch mode: ``report`` is None). The consumer reads ``triggering_asset_events[asset][i].extra["payload"]``.
 
 Which files are new: on the first start, files already present are the baseline (``include_existing=False``); the
 processed names are then kept in the asset's state store (Airflow 3.3 injects ``asset_state_store`` into watcher
@@ -30,9 +34,9 @@ from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-from airflow_agentic.triggers.drift import BATCH_SUFFIXES, drift_for_files, file_path, list_batches, load_profile
+from airflow_agentic.triggers.drift import BATCH_SUFFIXES, DEFAULT_ACTIONS, drift_matters, file_path, list_batches
 
-DEFAULT_ACTIONS = ("request_retraining",)
+MODES = ("reports", "batches")
 
 
 def _read_report(name: str, url: str, conn_id: str | None) -> dict[str, Any]:
@@ -44,34 +48,41 @@ def _read_report(name: str, url: str, conn_id: str | None) -> dict[str, Any]:
 
 
 class DriftEventTrigger(BaseEventTrigger):
-    """Watch ``path`` and fire one event per burst of drift that matters.
+    """Watch ``path`` and fire one event per burst of files that matter.
 
     :param path: ObjectStoragePath URL of a directory or glob to watch.
-    :param profile_path: reference profile ``.npz``: watch batches and compute drift; None: watch ``.json`` reports.
-    :param columns: batch mode: columns tested; both modes: only drift in these columns matters (None: any).
-    :param alpha: significance level (batch mode); ``correction``: ``bh``, ``bonferroni`` or ``none``.
-    :param min_score: share of drifted feature columns needed.
-    :param min_effect: largest effect needed (Wasserstein / IQR for numeric columns, PSI for categorical ones).
-    :param actions: monitoring decisions that matter (default ``["request_retraining"]``).
-    :param cooldown: seconds a burst window stays open after its first report.
+    :param mode: ``reports`` (``.json`` reports, filtered by the rule below) or ``batches`` (every new batch file).
+    :param columns: reports mode: only drift in these columns matters (None: any).
+    :param min_score: reports mode: share of drifted feature columns needed.
+    :param min_effect: reports mode: largest effect needed (Wasserstein / IQR for numeric columns, PSI for
+        categorical ones).
+    :param actions: reports mode: monitoring decisions that matter (default ``["request_retraining"]``).
+    :param cooldown: seconds a burst window stays open after its first file.
     :param poll_interval: seconds between listings.
     :param include_existing: on the very first start, treat files already there as new.
-    :param max_reports: close the window early once it holds this many reports (bounds the payload).
+    :param max_reports: the event carries the newest ``max_reports`` full reports (bounds the payload); ``files``
+        and ``count`` still name every file of the burst, which stays one event.
     :param conn_id: Airflow connection for the object store.
-    :param fmt: batch format when the suffix does not tell.
+
+    Earlier versions computed drift of each batch here when given ``profile_path``; that statistics work blocked the
+    triggerer, so ``profile_path`` is now refused with a message saying what to do instead.
     """
 
-    def __init__(self, *, path: str, profile_path: str | None = None, columns: list[str] | None = None,
-                 alpha: float = 0.05, correction: str = "bh", min_score: float = 0.0, min_effect: float = 0.0,
-                 actions: list[str] | None = None, cooldown: float = 60.0, poll_interval: float = 10.0,
-                 include_existing: bool = False, max_reports: int = 50, conn_id: str | None = None,
-                 fmt: str | None = None) -> None:
+    def __init__(self, *, path: str, mode: str = "reports", columns: list[str] | None = None,
+                 min_score: float = 0.0, min_effect: float = 0.0, actions: list[str] | None = None,
+                 cooldown: float = 60.0, poll_interval: float = 10.0, include_existing: bool = False,
+                 max_reports: int = 50, conn_id: str | None = None, profile_path: str | None = None) -> None:
         super().__init__()
+        if profile_path is not None:
+            raise ValueError(
+                "DriftEventTrigger no longer computes drift in the triggerer (profile_path): use mode='batches' "
+                "and compute drift in the triggered DAG on a worker, or watch the reports a monitoring DAG writes "
+                "(mode='reports'); a DriftSensor computes drift on a worker between waits")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.path = path
-        self.profile_path = profile_path
+        self.mode = mode
         self.columns = list(columns) if columns is not None else None
-        self.alpha = float(alpha)
-        self.correction = correction
         self.min_score = float(min_score)
         self.min_effect = float(min_effect)
         self.actions = list(actions) if actions is not None else list(DEFAULT_ACTIONS)
@@ -80,42 +91,26 @@ class DriftEventTrigger(BaseEventTrigger):
         self.include_existing = bool(include_existing)
         self.max_reports = max(1, int(max_reports))
         self.conn_id = conn_id
-        self.fmt = fmt
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (f"{type(self).__module__}.{type(self).__qualname__}", {
-            "path": self.path, "profile_path": self.profile_path, "columns": self.columns, "alpha": self.alpha,
-            "correction": self.correction, "min_score": self.min_score, "min_effect": self.min_effect,
-            "actions": self.actions, "cooldown": self.cooldown, "poll_interval": self.poll_interval,
-            "include_existing": self.include_existing, "max_reports": self.max_reports, "conn_id": self.conn_id,
-            "fmt": self.fmt,
+            "path": self.path, "mode": self.mode, "columns": self.columns, "min_score": self.min_score,
+            "min_effect": self.min_effect, "actions": self.actions, "cooldown": self.cooldown,
+            "poll_interval": self.poll_interval, "include_existing": self.include_existing,
+            "max_reports": self.max_reports, "conn_id": self.conn_id,
         })
 
     # ------------------------------------------------------------------ the rule
     def matters(self, report: dict[str, Any]) -> tuple[bool, str]:
         """Whether a drift report or monitoring decision should fire, and why (for the log and the payload)."""
-        if "decision" in report and isinstance(report["decision"], dict):
-            report = report["decision"]
-        if "action" in report:
-            action = report.get("action")
-            if action in self.actions:
-                return True, f"monitoring decision {action}"
-            return False, f"monitoring decision {action} (not in {self.actions})"
-        if not report.get("detected"):
-            return False, "no drift detected"
-        score, effect = float(report.get("score") or 0.0), float(report.get("max_effect") or 0.0)
-        drifted = list(report.get("drifted_columns") or [])
-        if score < self.min_score:
-            return False, f"drift score {score:.2f} below {self.min_score}"
-        if effect < self.min_effect:
-            return False, f"largest effect {effect:.3f} below {self.min_effect}: a harmless shift"
-        if self.columns is not None and drifted and not set(drifted) & set(self.columns):
-            return False, f"drift only in {drifted}, none of the watched columns"
-        return True, f"drift in {drifted or 'the prediction distribution'} (score {score:.2f}, effect {effect:.3f})"
+        return drift_matters(report, min_score=self.min_score, min_effect=self.min_effect, columns=self.columns,
+                             actions=self.actions)
 
     # ------------------------------------------------------------------ processed names
     def _state_key(self) -> str:
-        digest = hashlib.sha1(f"{self.path}|{self.profile_path}".encode()).hexdigest()[:12]
+        # reports mode keeps the key of earlier versions ("None" was their profile_path) so its state survives
+        suffix = "None" if self.mode == "reports" else "batches"
+        digest = hashlib.sha1(f"{self.path}|{suffix}".encode()).hexdigest()[:12]
         return f"agentic_drift_seen_{digest}"
 
     async def _load_seen(self) -> set[str] | None:
@@ -139,15 +134,15 @@ class DriftEventTrigger(BaseEventTrigger):
             self.log.warning("cannot write the asset state store: %s", exc)
 
     # ------------------------------------------------------------------ one file
-    def _report_for(self, name: str, profile: Any) -> dict[str, Any]:
-        if self.profile_path:
-            return drift_for_files([name], url=self.path, profile_path=self.profile_path, columns=self.columns,
-                                   alpha=self.alpha, correction=self.correction, fmt=self.fmt, conn_id=self.conn_id,
-                                   profile=profile)
-        return _read_report(name, self.path, self.conn_id)
+    def _check(self, name: str) -> tuple[bool, str, dict[str, Any] | None]:
+        """Whether a new file matters, why, and its report (reports mode). Blocking: run it in a thread."""
+        if self.mode == "batches":
+            return True, "new batch file", None
+        report = _read_report(name, self.path, self.conn_id)
+        return (*self.matters(report), report)
 
     def _listing(self) -> dict[str, float]:
-        suffixes = BATCH_SUFFIXES if self.profile_path else (".json",)
+        suffixes = BATCH_SUFFIXES if self.mode == "batches" else (".json",)
         return list_batches(self.path, self.conn_id, suffixes)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -161,21 +156,17 @@ class DriftEventTrigger(BaseEventTrigger):
             await self._save_seen(seen)
         self.log.info("DriftEventTrigger watching %s (%d file(s) already processed, cool-down %gs)",
                       self.path, len(seen), self.cooldown)
-        profile: Any = None
         window: list[dict[str, Any]] = []
         opened_at: float | None = None
         while True:
             fresh = sorted((n for n in listing if n not in seen), key=lambda n: (listing[n], n))
-            if fresh and self.profile_path:  # re-read each time: a retraining replaces the profile
-                profile = await asyncio.to_thread(load_profile, self.profile_path, self.conn_id)
             for name in fresh:
                 try:
-                    report = await asyncio.to_thread(self._report_for, name, profile)
+                    ok, why, report = await asyncio.to_thread(self._check, name)
                 except Exception as exc:  # noqa: BLE001 - a bad file must not stop the watcher
                     self.log.warning("skipping %s: %s: %s", name, type(exc).__name__, exc)
                     seen.add(name)
                     continue
-                ok, why = self.matters(report)
                 self.log.info("%s: %s", name, why)
                 seen.add(name)
                 if ok:
@@ -184,9 +175,13 @@ class DriftEventTrigger(BaseEventTrigger):
             if fresh:
                 # Prune names that disappeared so the stored list does not grow forever; the window's files wait.
                 await self._save_seen((seen & set(listing)) - {w["file"] for w in window})
-            if window and (loop.time() - opened_at >= self.cooldown or len(window) >= self.max_reports):
-                self.log.info("firing one event for %d report(s) that matter", len(window))
-                event = TriggerEvent({"reports": window, "files": [w["file"] for w in window], "count": len(window),
+            if window and loop.time() - opened_at >= self.cooldown:
+                self.log.info("firing one event for %d file(s) that matter", len(window))
+                # A burst is one event however large (a second one would start a second retraining): only the
+                # payload is bounded, keeping the newest reports, which carry the latest request.
+                event = TriggerEvent({"mode": self.mode, "reports": window[-self.max_reports:],
+                                      "files": [w["file"] for w in window], "count": len(window),
+                                      "reports_left_out": max(0, len(window) - self.max_reports),
                                       "window_seconds": round(loop.time() - opened_at, 3)})
                 # Marked before the yield: the consumer may never resume this generator (triggerer stop), and a
                 # replayed burst would start a second retraining. At most once per file.

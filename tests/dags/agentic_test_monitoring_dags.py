@@ -37,20 +37,25 @@ with DAG("agentic_test_monitoring_agent", schedule=None, catchup=False, render_t
         state_variable="agentic_test_monitoring_state",
     )
 
-# -- event-driven retraining: a watcher on a folder of batches, one run per burst of drift that matters
+# -- event-driven retraining: a watcher on a folder of batches (it only waits: one event per burst of new files);
+# the triggered task computes drift on the worker and acts only on drift that matters
 DRIFT = Asset("agentic_test_monitoring_drift", watchers=[AssetWatcher(
     name="agentic_test_monitoring_drift_watcher",
-    trigger=DriftEventTrigger(path=f"file://{WATCH}/batches", profile_path=f"file://{WATCH}/profile.npz",
-                              min_effect=0.3, cooldown=8, poll_interval=1),
+    trigger=DriftEventTrigger(path=f"file://{WATCH}/batches", mode="batches", cooldown=8, poll_interval=1),
 )])
 
 with DAG("agentic_test_monitoring_retraining", schedule=[DRIFT], catchup=False, max_active_runs=1):
 
     @task
     def retrain(**context):
+        from airflow_agentic.triggers.drift import drift_for_files, drift_matters, load_profile
+
         events = context["triggering_asset_events"][DRIFT]
-        reports = [r for e in events for r in (e.extra.get("payload") or {}).get("reports", [])]
-        return {"events": len(events), "files": [os.path.basename(r["file"]) for r in reports],
-                "drifted": [r["report"]["drifted_columns"] for r in reports]}
+        files = [f for e in events for f in (e.extra.get("payload") or {}).get("files", [])]
+        profile = load_profile(f"file://{WATCH}/profile.npz")
+        reports = [drift_for_files([f], url=f"file://{WATCH}/batches", profile_path="", profile=profile)
+                   for f in files]
+        return {"events": len(events), "files": [os.path.basename(f) for f in files],
+                "drifted": [r["drifted_columns"] for r in reports if drift_matters(r, min_effect=0.3)[0]]}
 
     retrain()

@@ -2,38 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import pytest
 
-from servers import free_port
-
+# The `s3` fixture (moto server, bucket "steward", Airflow connection `aws_test`) lives in tests/conftest.py.
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    import os
-
-    boto3 = pytest.importorskip("boto3")
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing",
-                          aws_secret_access_key="testing", region_name="us-east-1")
-    client.create_bucket(Bucket="steward")
-    conn = {"conn_type": "aws", "login": "testing", "password": "testing",
-            "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"}}
-    old = os.environ.get("AIRFLOW_CONN_AWS_TEST")
-    os.environ["AIRFLOW_CONN_AWS_TEST"] = json.dumps(conn)
-    yield client
-    if old is None:
-        os.environ.pop("AIRFLOW_CONN_AWS_TEST", None)
-    server.stop()
 
 
 def _path(key: str):

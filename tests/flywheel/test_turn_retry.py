@@ -76,3 +76,11 @@ def test_labelling_a_batch_twice_keeps_one_performance_record(mlflow_uri, tmp_pa
     moved = make_batch("drifted", seed=5).drop(columns=["row_id", "label"])
     report = drift_check(champion.profile, moved, champion.model.predict(moved))
     assert report["prediction"]["drifted"] is True and report["detected"] is True
+
+
+def test_a_model_not_registered_yet_has_no_champion(mlflow_uri):
+    """A fresh install: the retraining DAG asks for the champion of a model nobody registered yet."""
+    from airflow_agentic.flywheel.store import MlflowStore
+
+    store = MlflowStore("never_registered_model", mlflow_uri)
+    assert store.champion() is None and store.earlier() == []

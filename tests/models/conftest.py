@@ -14,63 +14,35 @@ def frame():
 
 
 # -- a real PostgreSQL server for the RDB storage test ---------------------------------------------------------------
-import glob  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
-
-
-def _postgres_bin() -> Path | None:
-    found = shutil.which("pg_ctl")
-    if found:
-        return Path(os.path.realpath(found)).parent
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
-    return Path(candidates[-1]).parent if candidates else None
 
 
 @pytest.fixture(scope="session")
 def postgres_url():
-    """initdb into a temporary directory, start on a free loopback port, create a database, yield its URL.
+    """A fresh cluster (scripts/stack.py's, as `./run stack` starts it) on a free loopback port with an ``optuna``
+    database; yields its URL.
 
     Skipped only when no PostgreSQL binaries exist and CI is unset; in CI a missing server is a failure.
     """
-    from servers import free_port
+    from servers import free_port, stack_script
 
-    bindir = _postgres_bin()
-    if bindir is None:
+    stack = stack_script()
+    if stack.postgres_bindir() is None:
         if os.environ.get("CI"):
             pytest.fail("PostgreSQL binaries (initdb/pg_ctl) not found and CI is set")
         pytest.skip("PostgreSQL binaries (initdb/pg_ctl) not found")
     root = Path(tempfile.mkdtemp(prefix="agentic-pg-"))
-    data, port = root / "data", free_port()
-    prefix: list[str] = []
-    if os.geteuid() == 0:  # postgres refuses to run as root
-        shutil.chown(root, "postgres", "postgres")
-        prefix = ["runuser", "-u", "postgres", "--"]
-    subprocess.run(prefix + [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-                             "--no-sync"], check=True, capture_output=True)
-    subprocess.run(prefix + [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "pg.log"), "-w", "-o",
-                             f"-h 127.0.0.1 -p {port} -k {root} -F", "start"], check=True, capture_output=True)
+    postgres = stack.Postgres(root, free_port()).init()
+    proc = subprocess.Popen(postgres.command(), stdout=(root / "pg.log").open("ab"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
     try:
-        import psycopg2
-
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                conn = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
-                break
-            except psycopg2.OperationalError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
-        conn.autocommit = True
-        conn.cursor().execute("CREATE DATABASE optuna")
-        conn.close()
-        yield f"postgresql://postgres@127.0.0.1:{port}/optuna"
+        postgres.wait_ready(30, proc)
+        postgres.create_databases(["optuna"])
+        yield postgres.url("optuna")
     finally:
-        subprocess.run(prefix + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
-                       capture_output=True)
+        postgres.stop(proc)
         shutil.rmtree(root, ignore_errors=True)

@@ -49,10 +49,26 @@ def profile(airflow_db):
 
 
 @pytest.mark.parametrize("mode", ["deferrable", "poke"])
-def test_drift_sensor(profile, mode):
+def test_drift_sensor(profile, mode, monkeypatch):
+    """A batch without drift is skipped (deferrable: the worker computes its report and defers again); the
+    drifted batch that arrives afterwards ends the wait."""
+    from airflow_agentic.sensors.drift import DriftSensor
+
     inbox = DATA / f"sensor_{mode}"
-    write_batch(inbox, "b1.parquet", drifted())
+    write_batch(inbox, "b0.parquet", frame(2000, seed=7))
+    checked = []
+    report_for = DriftSensor.report_for
+
+    def then_deliver_the_drifted_batch(self, files):  # dag.test runs the task in this process
+        report = report_for(self, files)
+        checked.append(([f.rsplit("/", 1)[1] for f in files], report["detected"]))
+        if len(checked) == 1:
+            write_batch(inbox, "b1.parquet", drifted())
+        return report
+
+    monkeypatch.setattr(DriftSensor, "report_for", then_deliver_the_drifted_batch)
     dr = _dag(f"agentic_test_monitoring_sensor_{mode}").test(run_conf={"columns": ["x1", "x2"]})
+    assert checked == [(["b0.parquet"], False), (["b1.parquet"], True)]
     assert dr.state == "success"
     xcoms = _xcoms(dr, "drift")
     report = xcoms["return_value"]
@@ -62,21 +78,31 @@ def test_drift_sensor(profile, mode):
     assert xcoms["drift_since"] == pytest.approx((inbox / "b1.parquet").stat().st_mtime)
 
 
-def test_drift_sensor_defers_to_drift_trigger(profile):
-    from airflow.sdk.exceptions import TaskDeferred
+def test_drift_sensor_defers_to_drift_trigger_and_again_when_nothing_matters(profile, tmp_path):
+    from airflow.sdk.exceptions import AirflowException, TaskDeferred
 
     from airflow_agentic.sensors.drift import DriftSensor
     from airflow_agentic.triggers.drift import DriftTrigger
 
-    sensor = DriftSensor(task_id="s", path="file:///in", profile_path="file:///p.npz", columns=["x1"], timeout=30,
-                         poke_interval=2)
+    inbox = tmp_path / "in"
+    sensor = DriftSensor(task_id="s", path=f"file://{inbox}", profile_path=f"file://{profile}", columns=["x1"],
+                         min_effect=0.3, timeout=30, poke_interval=2, seen=["old"])
     with pytest.raises(TaskDeferred) as deferred:
         sensor.execute({})
     trigger = deferred.value.trigger
     assert isinstance(trigger, DriftTrigger) and deferred.value.method_name == "execute_complete"
-    assert trigger.serialize()[1]["poll_interval"] == 2.0 and deferred.value.timeout.total_seconds() == 30
-    from airflow.sdk.exceptions import AirflowException
+    assert trigger.serialize()[1]["poll_interval"] == 2.0 and deferred.value.timeout.total_seconds() <= 30
+    deadline = deferred.value.kwargs["deadline"]
 
+    # The trigger fired with a harmless batch: the worker computes its report, finds nothing that matters and
+    # defers again with the file seen, keeping the original deadline.
+    harmless_file = str(write_batch(inbox, "h.parquet", harmless()))
+    event = {"status": "success", "files": [harmless_file], "seen": ["old", harmless_file], "since": 5.0}
+    with pytest.raises(TaskDeferred) as again:
+        sensor.execute_complete({}, event=event, deadline=deadline)
+    args = again.value.trigger.serialize()[1]
+    assert set(args["seen"]) == {"old", harmless_file}
+    assert args["since"] == 5.0 and again.value.kwargs["deadline"] == deadline
     with pytest.raises(AirflowException, match="drift check failed"):
         sensor.execute_complete({}, event={"status": "error", "message": "boom"})
 

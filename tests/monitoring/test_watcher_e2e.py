@@ -1,6 +1,8 @@
 """Event-driven retraining under the real scheduler and triggerer: a DAG scheduled on an Asset whose AssetWatcher
-runs DriftEventTrigger over a folder of batches. A harmless shift starts nothing, a drifted batch starts one run,
-and a burst of drifted batches within the cool-down starts exactly one run that sees all of them."""
+runs DriftEventTrigger over a folder of batches. The trigger only waits (one event per burst of new files); the
+triggered task computes drift on the worker. A harmless shift starts a run that finds nothing to act on, a drifted
+batch starts one run that finds the drift, and a burst of batches within the cool-down starts exactly one run that
+sees all of them."""
 
 from __future__ import annotations
 
@@ -50,6 +52,15 @@ def _wait_runs(stack, count: int, timeout: float = 90) -> list[dict]:
     raise TimeoutError(f"{DAG_ID}: {len(_runs(stack))} run(s) after {timeout}s, expected {count}")
 
 
+def _succeeded(stack, run) -> None:
+    state = stack.wait_run(DAG_ID, run["dag_run_id"])
+    if state != "success":
+        errors = [line for line in _log(stack).splitlines() if "retrain" in line or "ERROR" in line or "rror" in line]
+        raise AssertionError(f"{run['dag_run_id']} {state}:\n"
+                             f"{stack.task_log(DAG_ID, run['dag_run_id'], 'retrain')[-3000:]}\n"
+                             + "\n".join(errors[-40:]))
+
+
 @pytest.fixture(scope="module")
 def watching(airflow_stack):
     save_profile(WATCH / "profile.npz")
@@ -62,17 +73,20 @@ def watching(airflow_stack):
     return airflow_stack
 
 
-def test_harmless_shift_starts_no_run(watching):
+def test_harmless_shift_run_finds_nothing_to_act_on(watching):
     write_batch(BATCHES, "harmless.parquet", harmless())
-    _wait_log(watching, "harmless.parquet: largest effect", timeout=30)
-    time.sleep(3)
-    assert _runs(watching) == []
+    _wait_log(watching, "harmless.parquet: new batch file", timeout=30)
+    (run,) = _wait_runs(watching, 1)
+    _succeeded(watching, run)
+    result = watching.xcom(DAG_ID, run["dag_run_id"], "retrain")
+    assert result == {"events": 1, "files": ["harmless.parquet"], "drifted": []}
 
 
 def test_drifted_batch_starts_one_run(watching):
+    before = len(_runs(watching))
     write_batch(BATCHES, "drifted.parquet", drifted(seed=3))
-    (run,) = _wait_runs(watching, 1)
-    assert watching.wait_run(DAG_ID, run["dag_run_id"]) == "success"
+    run = _wait_runs(watching, before + 1)[-1]
+    _succeeded(watching, run)
     result = watching.xcom(DAG_ID, run["dag_run_id"], "retrain")
     assert result == {"events": 1, "files": ["drifted.parquet"], "drifted": [["x1"]]}
 
@@ -84,9 +98,10 @@ def test_burst_within_cooldown_starts_exactly_one_run(watching):
         time.sleep(0.7)
     runs = _wait_runs(watching, before + 1)
     run = runs[-1]
-    assert watching.wait_run(DAG_ID, run["dag_run_id"]) == "success"
+    _succeeded(watching, run)
     result = watching.xcom(DAG_ID, run["dag_run_id"], "retrain")
     assert result["events"] == 1
     assert result["files"] == [f"burst{k}.parquet" for k in range(4)]
+    assert result["drifted"] == [["x1"]] * 4
     time.sleep(COOLDOWN + 3)
     assert len(_runs(watching)) == before + 1
