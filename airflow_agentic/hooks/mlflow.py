@@ -50,18 +50,9 @@ class MLflowHook(BaseHook):
         }
 
     def _connection(self) -> Any | None:
-        if not self.mlflow_conn_id:
-            return None
-        from airflow.sdk.exceptions import AirflowNotFoundException
+        from airflow_agentic.config import connection
 
-        try:
-            return self.get_connection(self.mlflow_conn_id)
-        except AirflowNotFoundException:
-            return None
-        except Exception as exc:  # noqa: BLE001 - outside a task (no API server) a missing conn raises other types
-            if "not" in str(exc).lower() and "defined" in str(exc).lower() or type(exc).__name__.endswith("NotFound"):
-                return None
-            raise
+        return connection(self.mlflow_conn_id)
 
     def _from_connection(self) -> tuple[str, dict[str, Any]] | None:
         conn = self._connection()

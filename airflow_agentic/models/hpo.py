@@ -20,6 +20,7 @@ import logging
 import math
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -411,6 +412,18 @@ def make_objective(family: ModelFamily, data: Dataset, config: HPOConfig,
     return objective
 
 
+def _trial_recorder(records: list[TrialRecord], logger: Any, study_name: str, family: str) -> Callable[..., None]:
+    """The objective's end-of-trial callback: each trial as a ``TrialRecord`` (and an MLflow run when logging)."""
+
+    def on_trial_end(trial: optuna.Trial, state: str, record: dict[str, Any]) -> None:
+        run_id = logger.log(study_name, family, trial, state, record) if logger else None
+        records.append(TrialRecord(trial.number, state, record["value"], record["score"], record["fit_seconds"],
+                                   record["duration_seconds"], record["params"], run_id,
+                                   record.get("fit_cpu_seconds", 0.0)))
+
+    return on_trial_end
+
+
 def run_trials(study_name: str, storage: Any, family: str | ModelFamily, data: Dataset,
                n_trials: int | None = 20, timeout: float | None = None, *, config: HPOConfig | None = None,
                parent_run_id: str | None = None, experiment_name: str | None = None,
@@ -441,12 +454,7 @@ def run_trials(study_name: str, storage: Any, family: str | ModelFamily, data: D
 
     logger = TrialRunLogger(parent_run_id, experiment_name, tracking_uri) if log_to_mlflow else None
     records: list[TrialRecord] = []
-
-    def on_trial_end(trial: optuna.Trial, state: str, record: dict[str, Any]) -> None:
-        run_id = logger.log(study_name, family_obj.name, trial, state, record) if logger else None
-        records.append(TrialRecord(trial.number, state, record["value"], record["score"], record["fit_seconds"],
-                                   record["duration_seconds"], record["params"], run_id,
-                                   record.get("fit_cpu_seconds", 0.0)))
+    on_trial_end = _trial_recorder(records, logger, study_name, family_obj.name)
 
     callbacks = list(callbacks or [])
     if max_total_trials is not None:
@@ -530,12 +538,7 @@ def run_planned_trials(study_name: str, storage: Any, family: str | ModelFamily,
 
     logger = TrialRunLogger(parent_run_id, experiment_name, tracking_uri) if log_to_mlflow else None
     records: list[TrialRecord] = []
-
-    def on_trial_end(trial: optuna.Trial, state: str, record: dict[str, Any]) -> None:
-        run_id = logger.log(study_name, family_obj.name, trial, state, record) if logger else None
-        records.append(TrialRecord(trial.number, state, record["value"], record["score"], record["fit_seconds"],
-                                   record["duration_seconds"], record["params"], run_id,
-                                   record.get("fit_cpu_seconds", 0.0)))
+    on_trial_end = _trial_recorder(records, logger, study_name, family_obj.name)
 
     # No pruning: whether a trial is pruned depends on which others finished first.
     objective = make_objective(family_obj, data, HPOConfig(**{**config.to_dict(), "pruner": "none"}), on_trial_end)
