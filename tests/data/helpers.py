@@ -40,3 +40,14 @@ def corrupted_batch(n: int = 1000, seed: int = 1) -> pd.DataFrame:
     dup_id = batch.iloc[[min(200, len(batch) - 1)]].copy()
     dup_id["x"] = 0.5
     return pd.concat([batch, dup_id], ignore_index=True)  # same id, different content
+
+
+def spark_batch(directory) -> tuple[pd.DataFrame, object]:
+    """The Spark tests' batch: ``corrupted_batch(400)`` plus missing categories and a sentinel code, as a frame and as
+    the parquet file Spark reads."""
+    batch = corrupted_batch(400)
+    batch.loc[40:42, "cat"] = None
+    batch.loc[50, "code"] = -999
+    path = directory / "batch.parquet"
+    batch.to_parquet(path, index=False)
+    return batch, path

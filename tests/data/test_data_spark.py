@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from helpers import corrupted_batch, make_profile
+from helpers import corrupted_batch, make_profile, spark_batch
 
 from airflow_agentic.data.errors import PipelineStopped
 from airflow_agentic.data.findings import StewardConfig, inspect_batch
@@ -19,11 +19,7 @@ def test_spark_matches_pandas(spark, tmp_path):
     from airflow_agentic.data.spark import inspect_spark
 
     profile = make_profile()
-    batch = corrupted_batch(400)
-    batch.loc[40:42, "cat"] = None
-    batch.loc[50, "code"] = -999
-    path = tmp_path / "batch.parquet"
-    batch.to_parquet(path, index=False)
+    batch, path = spark_batch(tmp_path)
 
     pandas_findings = inspect_batch(batch, profile, CONFIG)
     spark_findings = inspect_spark(spark.read.parquet(str(path)), profile, CONFIG)

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 DATA_TESTS = REPO / "tests" / "data"
 sys.path[:0] = [str(REPO / "scripts"), str(DATA_TESTS)]
 
-from helpers import corrupted_batch, make_profile  # noqa: E402
+from helpers import make_profile, spark_batch  # noqa: E402
 
 CONFIG = StewardConfig(id_column="row_id", drift=False)
 # Small on purpose (2 cores): one core and 512 MB per executor, one executor per worker, few shuffle partitions.
@@ -78,11 +78,7 @@ def _place(directory: Path) -> tuple[list, list]:
 
 def test_standalone_cluster_matches_pandas_and_local_mode(spark_cluster, spark, tmp_path):
     profile = make_profile()
-    batch = corrupted_batch(400)
-    batch.loc[40:42, "cat"] = None
-    batch.loc[50, "code"] = -999
-    path = tmp_path / "batch.parquet"
-    batch.to_parquet(path, index=False)
+    batch, path = spark_batch(tmp_path)
 
     on_pandas = run_steward(batch, profile, tmp_path / "pandas", config=CONFIG, validate="none")
     on_local = run_steward(str(path), profile, tmp_path / "local", engine="spark", spark=spark, config=CONFIG,
