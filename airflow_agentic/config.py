@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +63,45 @@ def model_name() -> str:
 def data_root() -> str:
     """Root URL of the flywheel's data (batches, clean outputs, reports, profiles, predictions)."""
     return (option("data_root") or f"file://{airflow_home() / 'agentic-data'}").rstrip("/")
+
+
+@dataclass(frozen=True)
+class Flywheel:
+    """One model's flywheel in the example DAGs: its registered model, its data root, and the suffix that keeps its
+    DAG ids, Assets and watcher apart from the other flywheels' (``""`` for the default one)."""
+
+    model_name: str
+    data_root: str
+    suffix: str = ""
+
+    def name(self, base: str) -> str:
+        """``base`` for the default flywheel, ``base_<model>`` for a fleet member (DAG ids, Asset and watcher names)."""
+        return base + self.suffix
+
+
+FLEET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def flywheels() -> list[Flywheel]:
+    """The flywheels the example DAGs build: the default one (``model_name`` on ``data_root``), then one per name in
+    ``[agentic] fleet`` (comma-separated model names): model ``<name>`` on ``<data_root>/fleet/<name>``, its DAGs and
+    Assets suffixed ``_<name>`` (``agentic_ingest_<name>``, ``agentic_clean_batch_<name>``, ...). One DAG file serves
+    every model, and each model's batches, reports, drift events and retraining stay its own."""
+    root = data_root()
+    found = [Flywheel(model_name(), root)]
+    seen = {found[0].model_name}
+    for name in (option("fleet") or "").split(","):
+        name = name.strip()
+        if not name:
+            continue
+        if not FLEET_NAME.fullmatch(name):
+            raise ValueError(f"[agentic] fleet: {name!r} is not a model name usable in DAG ids "
+                             "(letters, digits, '_', '.', '-'; starting with a letter or digit)")
+        if name in seen:
+            raise ValueError(f"[agentic] fleet names {name!r} twice (or it is the default model_name)")
+        seen.add(name)
+        found.append(Flywheel(name, f"{root}/fleet/{name}", f"_{name}"))
+    return found
 
 
 def profile_dir() -> str:

@@ -9,7 +9,8 @@ challenger trained elsewhere, and for the watch after any promotion.
 
 Settings come from the ``[agentic]`` configuration section (``airflow_agentic.config``): ``data_root``,
 ``model_name``, ``mlflow_tracking_uri`` (else the ``mlflow_default`` connection, ``MLFLOW_TRACKING_URI``, a SQLite
-file under ``$AIRFLOW_HOME/agentic``), resolved when the task runs, the same for every example DAG.
+file under ``$AIRFLOW_HOME/agentic``), the same for every example DAG. ``[agentic] fleet`` adds one such DAG per
+model (``agentic_deployment_<model>``; ``config.flywheels()``).
 """
 
 from __future__ import annotations
@@ -22,42 +23,41 @@ from airflow_agentic import config
 from airflow_agentic.operators.deployment import DeploymentOperator
 from airflow_agentic.operators.rollback import ModelWatchOperator
 
-DATA_ROOT = config.data_root()
-MODEL_NAME = config.model_name()
+for flywheel in config.flywheels():
+    with DAG(
+        flywheel.name("agentic_deployment"),
+        schedule=None,
+        catchup=False,
+        default_args={"retries": 1, "retry_delay": timedelta(seconds=5)},
+        max_active_runs=1,
+        doc_md=__doc__,
+        tags=["agentic", "flywheel"],
+        params={
+            "holdout": Param(f"{flywheel.data_root}/clean/holdout/clean.parquet", type="string",
+                             description="recent labelled Parquet data neither model trained on"),
+            "watch_batch": Param("", type="string",
+                                 description="newly labelled batch for the watch (default: holdout)"),
+            "margin": Param(0.01, type="number", description="gate margin on accuracy"),
+        },
+    ):
 
-with DAG(
-    "agentic_deployment",
-    schedule=None,
-    catchup=False,
-    default_args={"retries": 1, "retry_delay": timedelta(seconds=5)},
-    max_active_runs=1,
-    doc_md=__doc__,
-    tags=["agentic", "flywheel"],
-    params={
-        "holdout": Param(f"{DATA_ROOT}/clean/holdout/clean.parquet", type="string",
-                         description="recent labelled Parquet data neither model trained on"),
-        "watch_batch": Param("", type="string", description="newly labelled batch for the watch (default: holdout)"),
-        "margin": Param(0.01, type="number", description="gate margin on accuracy"),
-    },
-):
+        deploy = DeploymentOperator(
+            task_id="deploy",
+            model_name=flywheel.model_name,
+            holdout="{{ params.holdout }}",
+            target="label",
+            margin="{{ params.margin }}",
+            serving="batch",
+            production=False,
+        )
 
-    deploy = DeploymentOperator(
-        task_id="deploy",
-        model_name=MODEL_NAME,
-        holdout="{{ params.holdout }}",
-        target="label",
-        margin="{{ params.margin }}",
-        serving="batch",
-        production=False,
-    )
+        watch = ModelWatchOperator(
+            task_id="watch",
+            model_name=flywheel.model_name,
+            batch="{{ params.watch_batch or params.holdout }}",
+            target="label",
+            margin=0.02,
+            production=False,
+        )
 
-    watch = ModelWatchOperator(
-        task_id="watch",
-        model_name=MODEL_NAME,
-        batch="{{ params.watch_batch or params.holdout }}",
-        target="label",
-        margin=0.02,
-        production=False,
-    )
-
-    deploy >> watch
+        deploy >> watch

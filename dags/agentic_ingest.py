@@ -6,6 +6,10 @@ Trigger it when a batch lands (``airflow-agentic demo`` does, through the REST A
 every batch with the reference profile ``<data_root>/reference/profile.npz`` (the demo writes it from the first
 batch). ``data_root`` is ``[agentic] data_root`` (``airflow_agentic.config``; default
 ``file://$AIRFLOW_HOME/agentic-data``).
+
+One file for every model: besides the default flywheel, ``[agentic] fleet = churn, fraud`` builds the same DAG for
+each model named (``agentic_ingest_churn`` on ``<data_root>/fleet/churn``, publishing ``agentic_clean_batch_churn``;
+``config.flywheels()``).
 """
 
 from __future__ import annotations
@@ -17,25 +21,24 @@ from airflow.sdk import DAG, Asset, Param
 from airflow_agentic import config
 from airflow_agentic.operators.steward import DataStewardOperator
 
-DATA_ROOT = config.data_root()
-
-with DAG(
-    "agentic_ingest",
-    schedule=None,
-    catchup=False,
-    default_args={"retries": 1, "retry_delay": timedelta(seconds=5)},
-    doc_md=__doc__,
-    tags=["agentic", "flywheel"],
-    params={"source": Param("", type="string", description="URL or path of the landed batch"),
-            "batch": Param("manual", type="string", description="batch name, used for the output folder")},
-):
-    DataStewardOperator(
-        task_id="steward",
-        source="{{ params.source }}",
-        output=DATA_ROOT + "/clean/{{ params.batch }}",
-        profile=f"{DATA_ROOT}/reference/profile.npz",
-        id_column="row_id",
-        # A covariate shift moves clean rows outside the reference range: only far-out values are suspicious.
-        config={"range_tolerance": 3.0, "drift": False},
-        outlets=[Asset("agentic_clean_batch")],
-    )
+for flywheel in config.flywheels():
+    with DAG(
+        flywheel.name("agentic_ingest"),
+        schedule=None,
+        catchup=False,
+        default_args={"retries": 1, "retry_delay": timedelta(seconds=5)},
+        doc_md=__doc__,
+        tags=["agentic", "flywheel"],
+        params={"source": Param("", type="string", description="URL or path of the landed batch"),
+                "batch": Param("manual", type="string", description="batch name, used for the output folder")},
+    ):
+        DataStewardOperator(
+            task_id="steward",
+            source="{{ params.source }}",
+            output=flywheel.data_root + "/clean/{{ params.batch }}",
+            profile=f"{flywheel.data_root}/reference/profile.npz",
+            id_column="row_id",
+            # A covariate shift moves clean rows outside the reference range: only far-out values are suspicious.
+            config={"range_tolerance": 3.0, "drift": False},
+            outlets=[Asset(flywheel.name("agentic_clean_batch"))],
+        )

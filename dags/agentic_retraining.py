@@ -16,6 +16,8 @@ Run it by hand (no event) with ``conf={"request": {"kind": "drift", "since_batch
 Settings come from the ``[agentic]`` configuration section (``airflow_agentic.config``): ``data_root``,
 ``model_name``, ``mlflow_tracking_uri`` (else the ``mlflow_default`` connection, ``MLFLOW_TRACKING_URI``, a SQLite
 file under ``$AIRFLOW_HOME/agentic``) and ``drift_cooldown``. Nothing is looked up over the network while parsing.
+``[agentic] fleet`` adds one such DAG per model (``agentic_retraining_<model>`` on ``agentic_drift_<model>``, its
+watcher on ``<data_root>/fleet/<model>/reports``; ``config.flywheels()``).
 """
 
 from __future__ import annotations
@@ -29,29 +31,28 @@ from airflow_agentic.operators.continuous import ContinuousLearningOperator
 from airflow_agentic.notifications.deadline import retraining_deadline
 from airflow_agentic.triggers.drift_event import DriftEventTrigger
 
-DATA_ROOT = config.data_root()
+COOLDOWN = float(config.option("drift_cooldown", "5"))
 
-DRIFT = Asset("agentic_drift", watchers=[AssetWatcher(
-    name="agentic_drift_watcher",
-    trigger=DriftEventTrigger(path=f"{DATA_ROOT}/reports", cooldown=float(config.option("drift_cooldown", "5")),
-                              poll_interval=1.0),
-)])
-
-with DAG(
-    "agentic_retraining",
-    schedule=[DRIFT],
-    catchup=False,
-    default_args={"retries": 1, "retry_delay": timedelta(seconds=5)},
-    max_active_runs=1,
-    deadline=retraining_deadline(),  # [agentic] retraining_deadline minutes; told via [agentic] approval_notifier
-    doc_md=__doc__,
-    tags=["agentic", "flywheel"],
-):
-    ContinuousLearningOperator(
-        task_id="continuous_learning",
-        clean_root=f"{DATA_ROOT}/clean",
-        request="{{ dag_run.conf.get('request') | tojson if dag_run.conf.get('request') else '' }}",
-        model_name=config.model_name(),
-        target="label",
-        id_column="row_id",
-    )
+for flywheel in config.flywheels():
+    drift = Asset(flywheel.name("agentic_drift"), watchers=[AssetWatcher(
+        name=flywheel.name("agentic_drift_watcher"),
+        trigger=DriftEventTrigger(path=f"{flywheel.data_root}/reports", cooldown=COOLDOWN, poll_interval=1.0),
+    )])
+    with DAG(
+        flywheel.name("agentic_retraining"),
+        schedule=[drift],
+        catchup=False,
+        default_args={"retries": 1, "retry_delay": timedelta(seconds=5)},
+        max_active_runs=1,
+        deadline=retraining_deadline(),  # [agentic] retraining_deadline minutes; told via [agentic] approval_notifier
+        doc_md=__doc__,
+        tags=["agentic", "flywheel"],
+    ):
+        ContinuousLearningOperator(
+            task_id="continuous_learning",
+            clean_root=f"{flywheel.data_root}/clean",
+            request="{{ dag_run.conf.get('request') | tojson if dag_run.conf.get('request') else '' }}",
+            model_name=flywheel.model_name,
+            target="label",
+            id_column="row_id",
+        )

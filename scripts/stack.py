@@ -15,7 +15,13 @@ The settings that do not depend on where a service runs come from ``stack.env``,
 too. Ports are free loopback ports. It waits for the health checks (pg_isready, Redis PING, the S3 endpoint,
 MLflow ``/health``, the API server's ``/api/v2/monitor/health`` with its components healthy, both workers ready),
 writes ``.stack/stack.json`` (URLs, login, process ids, the client environment) and prints the URLs, then keeps the
-stack up until Ctrl-C, SIGTERM or ``--stop`` (which stops every process it started).
+stack up until Ctrl-C, SIGTERM or ``--stop`` (which stops every process it started, restarted ones included).
+
+Restart policy, as docker-compose.yaml's ``restart: unless-stopped``: a component that exits while the stack is up
+(a crash, a SIGKILL; not a stop) is said and started again with the same command, environment and log file
+(appended), after a backoff of 1 s that doubles on each quick death up to 30 s and is reset once it has stayed up
+for a minute. ``stack.json`` is rewritten (atomically) with the new pid in ``processes`` and the count in
+``restarts``. A killed PostgreSQL restarts the same way (it removes its stale ``postmaster.pid`` and recovers).
 
     python scripts/stack.py [--root DIR] [--detach]      start (``--detach``: in the background, return when up)
     python scripts/stack.py --stop [--root DIR]          stop a running stack
@@ -34,13 +40,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 REPO = Path(__file__).resolve().parent.parent
 ENV_FILE = REPO / "stack.env"
 BIN = Path(sys.executable).parent
 MARKER = ".agentic-stack"
 WORKERS = ("worker1", "worker2")
+BACKOFF_FIRST, BACKOFF_MAX = 1.0, 30.0  # seconds before a restart: doubles on each quick death, up to the max
+STABLE_AFTER = 60.0  # seconds up after which a death counts as a first one again (backoff reset)
 
 
 def say(message: str) -> None:
@@ -123,6 +131,15 @@ class Postgres:
         subprocess.run(self.prefix + [str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w",
                                       "-t", "30", "stop"], capture_output=True)
         stop_process(proc)
+
+    def held(self) -> bool:
+        """Whether the postmaster named in ``postmaster.pid`` still exists (even as a zombie not yet reaped): a new
+        one refuses to start until it is gone, and removes the stale file itself after that."""
+        try:
+            pid = int((self.data / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return False
+        return _alive(pid)
 
     def create_databases(self, names: list[str], owner: str = "postgres", password: str | None = None) -> None:
         import psycopg2
@@ -284,28 +301,40 @@ def start(root: Path) -> int:
     root.mkdir(parents=True)
     (root / MARKER).write_text("made by scripts/stack.py; wiped at the next start\n")
     begun = time.monotonic()
+    specs: dict[str, Component] = {}
     with ProcessGroups() as groups:
         try:
-            info = _start(groups, Stack(root), begun)
+            info = _start(groups, Stack(root), begun, specs)
         except KeyboardInterrupt:
             say("interrupted: stopping")
             return 130
         except Exception as exc:  # noqa: BLE001 - said, then every process started so far is stopped
             say(f"start-up failed: {type(exc).__name__}: {exc} (logs in {root / 'logs'})")
             return 1
-        state.write_text(json.dumps(info, indent=2))
+        info["restarts"] = {name: 0 for name in specs}
+        _write_state(state, info)
         _print(info)
-        try:
-            _supervise(groups, info)
-        except KeyboardInterrupt:
-            pass
+        _supervise(groups, info, specs, state)
         say("stopping every process of the stack")
     state.unlink(missing_ok=True)
     say("stopped")
     return 0
 
 
-def _start(groups: Any, stack: Stack, begun: float) -> dict[str, Any]:
+class Component:
+    """How one component is started (again): its command, environment, log file and working folder."""
+
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str], log: Path, cwd: Path,
+                 busy: Callable[[], bool] | None = None):
+        self.name, self.cmd, self.env, self.log, self.cwd = name, cmd, env, log, cwd
+        self.busy = busy or (lambda: False)  # True while a start would fail (the old one not gone yet)
+
+    def start(self, groups: Any) -> subprocess.Popen:
+        with open(self.log, "ab") as log:  # the child keeps its own copy of the descriptor
+            return groups.start(self.cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd)
+
+
+def _start(groups: Any, stack: Stack, begun: float, specs: dict[str, Component]) -> dict[str, Any]:
     from cryptography.fernet import Fernet
 
     from airflow_agentic.flywheel.demo import wait_http
@@ -314,18 +343,15 @@ def _start(groups: Any, stack: Stack, begun: float) -> dict[str, Any]:
     logs.mkdir(parents=True)
     stack.home.mkdir(parents=True)
     procs: dict[str, subprocess.Popen] = {}
-    commands: dict[str, list[str]] = {}
 
-    def run(name: str, cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-        commands[name] = cmd
-        log = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
-        procs[name] = groups.start(cmd, stdout=log, stderr=subprocess.STDOUT, env=env or os.environ.copy(),
-                                   cwd=stack.root)
+    def run(name: str, cmd: list[str], env: dict[str, str] | None = None, busy: Any = None) -> subprocess.Popen:
+        specs[name] = Component(name, cmd, env or os.environ.copy(), logs / f"{name}.log", stack.root, busy)
+        procs[name] = specs[name].start(groups)
         return procs[name]
 
     say(f"PostgreSQL, Redis and the S3 stand-in (moto) in {stack.root}")
     stack.postgres.init()
-    run("postgres", stack.postgres.command())
+    run("postgres", stack.postgres.command(), busy=stack.postgres.held)
     redis_dir = stack.root / "redis"
     redis_dir.mkdir()
     run("redis", ["redis-server", "--port", str(stack.ports["redis"]), "--bind", "127.0.0.1", "--save", "",
@@ -371,7 +397,7 @@ def _start(groups: Any, stack: Stack, begun: float) -> dict[str, Any]:
                  "postgres": stack.db_url("POSTGRES_DB"), "redis": f"redis://127.0.0.1:{stack.ports['redis']}/0"},
         "login": {"user": user, "password": json.loads(passwords.read_text())[user]},
         "processes": {name: proc.pid for name, proc in procs.items()},
-        "commands": commands,  # to restart one by hand (or a fault test) with "env"
+        "commands": {name: spec.cmd for name, spec in specs.items()},  # what the supervisor restarts
         "ports": stack.ports,
         "env": {k: v for k, v in env.items() if k.startswith(("AIRFLOW", "AWS_", "MLFLOW_TRACKING"))
                 or k in stack.settings},
@@ -400,16 +426,68 @@ def _print(info: dict[str, Any]) -> None:
     say("Ctrl-C or ./run stack --stop stops it")
 
 
-def _supervise(groups: Any, info: dict[str, Any]) -> None:
-    """Keep the stack up; a component that exits is reported (a fault test may kill one) and left down."""
-    names = {pid: name for name, pid in info["processes"].items()}
-    reported: set[int] = set()
-    while True:
-        for proc in groups.procs:
-            if proc.pid not in reported and proc.poll() is not None:
-                reported.add(proc.pid)
-                say(f"{names.get(proc.pid, proc.pid)} exited with {proc.returncode}")
-        time.sleep(1)
+def _write_state(state: Path, info: dict[str, Any]) -> None:
+    """Readers (``--stop``, ``--detach``, tests) never see half a file: a temporary file renamed over it."""
+    scratch = state.with_name(state.name + ".tmp")
+    scratch.write_text(json.dumps(info, indent=2))
+    os.replace(scratch, state)
+
+
+def _supervise(groups: Any, info: dict[str, Any], specs: dict[str, Component], state: Path) -> None:
+    """Keep the stack up until Ctrl-C, SIGTERM or SIGHUP, restarting a component that exits (the policy in the
+    module docstring). The signals only set a flag, checked between restarts: a signal can no longer land between
+    starting a replacement and recording it, so ``stop_all`` afterwards stops every process, restarted ones too."""
+    stopping: list[int] = []
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stopping.append(signum)
+
+    signals = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+    for sig in signals:
+        signal.signal(sig, on_signal)
+    procs = {name: next(p for p in groups.procs if p.pid == pid) for name, pid in info["processes"].items()}
+    started = dict.fromkeys(procs, time.monotonic())
+    backoff = dict.fromkeys(procs, BACKOFF_FIRST)
+    due: dict[str, float] = {}  # name -> when to start it again
+    try:
+        while not stopping:
+            now = time.monotonic()
+            for name, proc in procs.items():
+                if name in due or proc.poll() is None:
+                    continue
+                try:  # what is left of its process group goes with it, as with a container
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                up = now - started[name]
+                if up >= STABLE_AFTER:
+                    backoff[name] = BACKOFF_FIRST
+                delay = backoff[name]
+                backoff[name] = min(delay * 2, BACKOFF_MAX)
+                due[name] = now + delay
+                say(f"{name} exited with {proc.returncode} after {up:.0f} s up: restarting it in {delay:.0f} s")
+            for name in [n for n, when in due.items() if when <= now and not specs[n].busy()]:
+                del due[name]
+                old = procs[name]
+                try:
+                    new = specs[name].start(groups)
+                except OSError as exc:  # e.g. the binary is gone: try again later, with the backoff
+                    say(f"{name} could not be started again: {exc}")
+                    started[name] = time.monotonic()
+                    continue
+                # In the place of the old one: stop_all stops newest first (Airflow before PostgreSQL)
+                groups.procs.remove(new)
+                groups.procs[groups.procs.index(old)] = new
+                procs[name], started[name] = new, time.monotonic()
+                info["processes"][name] = new.pid
+                info["restarts"][name] += 1
+                _write_state(state, info)
+                say(f"{name} restarted (pid {new.pid}, restart {info['restarts'][name]})")
+            time.sleep(0.5)
+    finally:
+        for sig in signals:  # a second signal must not interrupt stopping
+            signal.signal(sig, signal.SIG_IGN)
+    say(f"{signal.Signals(stopping[0]).name}: stopping")
 
 
 def _alive(pid: int) -> bool:
@@ -444,6 +522,10 @@ def stop(root: Path, timeout: float = 120) -> int:
         deadline = time.monotonic() + timeout
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.3)
+    if state.exists():  # the latest pids (restarts rewrite the file); gone when the supervisor stopped them all
+        info = json.loads(state.read_text())
+    else:
+        info = {}
     for name, child in info.get("processes", {}).items():  # a supervisor killed hard leaves its groups
         try:
             os.killpg(child, signal.SIGKILL)

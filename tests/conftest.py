@@ -33,6 +33,8 @@ if not os.environ.get("AIRFLOW__CORE__FERNET_KEY"):
 os.environ.setdefault("AGENTIC_HOME", str(CACHE / "agentic-home"))
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+# No internet here: MLflow's telemetry thread would race MLflow's requests over os.environ (see stack.env).
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

@@ -56,6 +56,14 @@ def test_the_full_stack_is_there():
     assert "/opt/airflow-agentic" in services["airflow-scheduler"]["build"]["dockerfile_inline"]
 
 
+def test_long_running_services_restart_unless_stopped():
+    """The policy `./run stack`'s supervisor applies too; the one-shot init services run once."""
+    services = _compose()["services"]
+    for name, service in services.items():
+        expected = "no" if name.endswith("-init") else "unless-stopped"
+        assert service.get("restart", "no") == expected, name
+
+
 def test_names_agree_with_the_code():
     from airflow_agentic.get_provider_info import get_provider_info
 

@@ -227,6 +227,8 @@ def airflow_env(home: Path, dags: Path, port: int, data_root: str, extra: dict[s
         "GX_ANALYTICS_ENABLED": "False",
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
         "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+        # Offline, MLflow's telemetry thread races requests over os.environ ("... '_MLFLOW_TELEMETRY_SESSION_ID'").
+        "MLFLOW_DISABLE_TELEMETRY": "true",
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         **(extra or {}),
     }
@@ -336,7 +338,8 @@ def data_paths(data_root: str) -> dict[str, Any]:
             "reference": root / "reference" / "profile.npz", "profiles": root / "profiles"}
 
 
-def bootstrap(data_root: str, tracking_uri: str, *, seed: int = 0, warmup: int = 2) -> dict[str, Any]:
+def bootstrap(data_root: str, tracking_uri: str, *, seed: int = 0, warmup: int = 2,
+              model_name: str = MODEL_NAME) -> dict[str, Any]:
     """The steward's reference profile and the first champion, trained on generated stable batches through the
     flywheel's own first turn (``flywheel.turn.first_champion``) into the MLflow registry."""
     from airflow_agentic.drift.profile import ReferenceProfile
@@ -357,28 +360,29 @@ def bootstrap(data_root: str, tracking_uri: str, *, seed: int = 0, warmup: int =
     # Negative numbers: the warm-up batches come before the first landed batch (0001).
     batches = {k - warmup: LabelledBatch.from_frame(f, target=TARGET, id_column=ID_COLUMN)
                for k, f in enumerate(frames)}
-    store = MlflowStore(MODEL_NAME, tracking_uri, profile_dir=str(paths["profiles"]))
-    turn = first_champion(batches, store, run_key=f"{MODEL_NAME}-first-version", lineage={"data": "generated:stable"})
+    store = MlflowStore(model_name, tracking_uri, profile_dir=str(paths["profiles"]))
+    turn = first_champion(batches, store, run_key=f"{model_name}-first-version", lineage={"data": "generated:stable"})
     if turn.status != "initial":
         raise RuntimeError(f"the first champion was not promoted: {turn.to_dict()}")
     return turn.to_dict()
 
 
-def land(api: AirflowAPI, data_root: str, name: str, frame: Any) -> tuple[str, float]:
-    """Write a batch into the landing folder (atomically) and tell Airflow, as a landing system would."""
+def land(api: AirflowAPI, data_root: str, name: str, frame: Any, dag_id: str = "agentic_ingest") -> tuple[str, float]:
+    """Write a batch into the landing folder (atomically) and tell Airflow (``dag_id``, the flywheel's ingest DAG),
+    as a landing system would."""
     from airflow_agentic.data import io as dio
 
     target = data_paths(data_root)["landing"] / f"{name}.parquet"
     dio.write_frame(frame, target)
     landed = time.monotonic()
-    run_id = api.trigger("agentic_ingest", {"source": str(target), "batch": name})
+    run_id = api.trigger(dag_id, {"source": str(target), "batch": name})
     return run_id, landed
 
 
-def aliases(tracking_uri: str) -> dict[str, str]:
+def aliases(tracking_uri: str, model_name: str = MODEL_NAME) -> dict[str, str]:
     from mlflow import MlflowClient
 
-    model = MlflowClient(tracking_uri=tracking_uri).get_registered_model(MODEL_NAME)
+    model = MlflowClient(tracking_uri=tracking_uri).get_registered_model(model_name)
     return {k: str(v) for k, v in (model.aliases or {}).items()}
 
 

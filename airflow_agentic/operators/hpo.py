@@ -42,6 +42,7 @@ class HPOTrialsOperator(BaseOperator):
     :param n_workers: run a fixed plan of ``n_trials * n_workers`` settings shared by that many mapped tasks (this
         one runs its share, chosen by ``worker``): the study's best is then independent of how many workers ran it
         (no pruning, no timing terms in the objective; ``timeout`` and ``max_total_trials`` do not apply).
+    :param drop: columns of ``data`` that are not features (ids, timestamps), left out when present.
     :param conn_id: Airflow connection for the object store holding the data (e.g. ``aws_default`` for ``s3://``);
         None: the one named in the URL, or the store's default.
     """
@@ -55,7 +56,8 @@ class HPOTrialsOperator(BaseOperator):
                  storage: str | None = None, worker: int = 0, n_trials: int = 5, timeout: float | None = None,
                  metric: str = "accuracy", experiment_name: str | None = None, max_total_trials: int | None = None,
                  n_workers: int | None = None,
-                 categorical: list[str] | None = None, hpo_config: dict[str, Any] | None = None,
+                 categorical: list[str] | None = None, drop: list[str] | None = None,
+                 hpo_config: dict[str, Any] | None = None,
                  conn_id: str | None = None, mlflow_conn_id: str | None = "mlflow_default", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if n_workers is not None and int(n_workers) < 1:
@@ -74,6 +76,7 @@ class HPOTrialsOperator(BaseOperator):
         self.experiment_name = experiment_name
         self.max_total_trials = max_total_trials
         self.categorical = categorical
+        self.drop = drop
         self.hpo_config = hpo_config
         self.conn_id = conn_id
         self.mlflow_conn_id = mlflow_conn_id
@@ -87,7 +90,8 @@ class HPOTrialsOperator(BaseOperator):
 
         hook = MLflowHook(self.mlflow_conn_id)
         client = hook.client()
-        dataset = load_dataset(self.data, self.target, categorical=self.categorical, conn_id=self.conn_id)
+        dataset = load_dataset(self.data, self.target, categorical=self.categorical, drop=self.drop,
+                               conn_id=self.conn_id)
         experiment = self.experiment_name or f"{self.model_name}-training"
         ti = context["ti"]
         # The TrainingOperator that registers this study's best finds the same parent run by the same key.

@@ -58,6 +58,7 @@ class TrainingOperator(MlflowTrackingMixin, AgentOperator):
     :param drift_event: the drift event that triggered this training (templated dict); goes into lineage tags.
     :param study_name: register the best of this finished study instead of searching (templated).
     :param categorical: columns to treat as categorical; None infers them.
+    :param drop: columns of ``data`` that are not features (ids, timestamps), left out when present.
     :param hpo_config: ``HPOConfig`` fields (cv_folds, pruner, seed, ...).
     :param conn_id: Airflow connection for the object store holding the data (e.g. ``aws_default`` for ``s3://``);
         None: the one named in the URL, or the store's default.
@@ -65,7 +66,7 @@ class TrainingOperator(MlflowTrackingMixin, AgentOperator):
     """
 
     template_fields: Sequence[str] = (*AgentOperator.template_fields, "data", "target", "model_name",
-                                      "experiment_name", "families", "storage", "drift_event", "study_name")
+                                      "experiment_name", "families", "metric", "storage", "drift_event", "study_name")
     template_fields_renderers = {**AgentOperator.template_fields_renderers, "drift_event": "json"}
     operator_extra_links = (*AgentOperator.operator_extra_links, MLflowRunLink(), MLflowModelVersionLink())
     ui_color = "#fdf3e8"
@@ -75,7 +76,7 @@ class TrainingOperator(MlflowTrackingMixin, AgentOperator):
                  metric: str | None = "accuracy", n_trials: int = 20, timeout: float | None = None,
                  storage: str | None = None, warm_start: bool = True, drift_event: Any = None,
                  study_name: str | None = None, categorical: list[str] | None = None,
-                 hpo_config: dict[str, Any] | None = None, conn_id: str | None = None,
+                 drop: list[str] | None = None, hpo_config: dict[str, Any] | None = None, conn_id: str | None = None,
                  mlflow_conn_id: str | None = "mlflow_default", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.data = data
@@ -91,6 +92,7 @@ class TrainingOperator(MlflowTrackingMixin, AgentOperator):
         self.drift_event = drift_event
         self.study_name = study_name
         self.categorical = categorical
+        self.drop = drop
         self.hpo_config = hpo_config
         self.conn_id = conn_id
         self.mlflow_conn_id = mlflow_conn_id
@@ -110,7 +112,8 @@ class TrainingOperator(MlflowTrackingMixin, AgentOperator):
         hook = self._hook()
         client = hook.client()
         ti = context["ti"]
-        dataset = load_dataset(self.data, self.target, categorical=self.categorical, conn_id=self.conn_id)
+        dataset = load_dataset(self.data, self.target, categorical=self.categorical, drop=self.drop,
+                               conn_id=self.conn_id)
         families = native(self.families)
         lineage = {"data.location": str(self.data), "dag_id": ti.dag_id, "run_id": ti.run_id,
                    "task_id": ti.task_id, **drift_lineage(self.drift_event)}

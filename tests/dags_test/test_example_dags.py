@@ -4,6 +4,7 @@ under ``dag.test()`` (a conf instead of drift events) against a real MLflow serv
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -35,13 +36,52 @@ def test_all_example_dags_present():
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=[f.name for f in DAG_FILES])
 def test_dag_file_imports_fast_in_a_fresh_interpreter(path):
-    done = subprocess.run([sys.executable, "-c", PROBE, str(path)], capture_output=True, text=True, timeout=120)
+    done = _probe(path)
     assert done.returncode == 0, done.stderr[-3000:]
     numbers = json.loads(done.stdout.strip().splitlines()[-1])
     print(f"{path.name}: import airflow.sdk {numbers['sdk']:.2f}s, DAG file {numbers['extra']:.2f}s extra")
     assert numbers["dags"], f"{path.name} defines no DAG"
     assert numbers["heavy"] == [], f"{path.name} imports heavy libraries at parse time: {numbers['heavy']}"
     assert numbers["extra"] < 1.0, f"{path.name} takes {numbers['extra']:.2f}s over `import airflow.sdk`"
+
+
+def _probe(path: Path, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", PROBE, str(path)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **env})
+
+
+def test_a_fleet_gets_one_flywheel_per_model_from_the_same_files(tmp_path):
+    """``[agentic] fleet``: every example DAG file builds its DAG for the default model and for each model named,
+    each on its own data root, Assets and watcher; a name unusable in a DAG id is refused with a clear message."""
+    env = {"AIRFLOW__AGENTIC__FLEET": "churn, fraud", "AIRFLOW__AGENTIC__DATA_ROOT": f"file://{tmp_path}"}
+    for path in DAG_FILES:
+        if path.name not in EXPECTED:
+            continue
+        done = _probe(path, **env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        base = path.stem
+        assert json.loads(done.stdout.strip().splitlines()[-1])["dags"] == [base, f"{base}_churn", f"{base}_fraud"]
+    check = """
+import sys
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(sys.argv[1])
+assert not bag.import_errors, bag.import_errors
+ingest, monitoring, retraining = (bag.dags[f"agentic_{d}_fraud"] for d in ("ingest", "monitoring", "retraining"))
+(drift,) = retraining.timetable.asset_condition.objects
+print(ingest.tasks[0].outlets[0].name, monitoring.timetable.asset_condition.objects[0].name,
+      monitoring.tasks[0].model_name, monitoring.tasks[0].data_root, drift.name, drift.watchers[0].name,
+      drift.watchers[0].trigger.path, retraining.tasks[0].model_name, retraining.tasks[0].clean_root)
+"""
+    done = subprocess.run([sys.executable, "-c", check, str(REPO / "dags")], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, **env})
+    assert done.returncode == 0, done.stderr[-3000:]
+    root = f"file://{tmp_path}/fleet/fraud"
+    assert done.stdout.split()[-9:] == [
+        "agentic_clean_batch_fraud", "agentic_clean_batch_fraud", "fraud", root, "agentic_drift_fraud",
+        "agentic_drift_watcher_fraud", f"{root}/reports", "fraud", f"{root}/clean"]
+
+    refused = _probe(REPO / "dags" / "agentic_ingest.py", AIRFLOW__AGENTIC__FLEET="churn, bad name")
+    assert refused.returncode != 0 and "[agentic] fleet: 'bad name' is not a model name" in refused.stderr
 
 
 def test_retraining_dag_runs_the_backtests_turn_with_dag_test(airflow_db, mlflow_uri, tmp_path, monkeypatch):
