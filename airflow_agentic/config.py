@@ -100,8 +100,13 @@ def flywheels() -> list[Flywheel]:
         if name in seen:
             raise ValueError(f"[agentic] fleet names {name!r} twice (or it is the default model_name)")
         seen.add(name)
-        found.append(Flywheel(name, f"{root}/fleet/{name}", f"_{name}"))
+        found.append(fleet_member(root, name))
     return found
+
+
+def fleet_member(root: str, name: str) -> Flywheel:
+    """Where fleet model ``name`` lives under the data root ``root``, and how its DAGs and Assets are named."""
+    return Flywheel(name, f"{root.rstrip('/')}/fleet/{name}", f"_{name}")
 
 
 def profile_dir() -> str:

@@ -193,8 +193,7 @@ class Sampler(threading.Thread):
             cpu, pss = self.tree(pid, set(components.values()) - {pid})
             self.first.setdefault(name, cpu)
             self.last[name] = max(cpu, self.last.get(name, 0.0))
-            self.peak.setdefault(name, 0.0)
-            self.peak[name] = max(pss, self.peak[name])
+            self.peak[name] = max(pss, self.peak.get(name, 0.0))
 
     def run(self) -> None:
         while not self.halt.is_set():
@@ -212,8 +211,7 @@ class Sampler(threading.Thread):
 # ---------------------------------------------------------------------------------------------- the feeding
 @dataclass
 class Flywheel:
-    model: str
-    data_root: str
+    spec: Any  # config.Flywheel: the model, its data root and its DAGs' names, as the example DAGs build them
     first_champion: str = ""
     landed: dict[str, float] = field(default_factory=dict)  # wave -> epoch seconds (written and triggered)
     decided: dict[str, float] = field(default_factory=dict)  # wave -> epoch seconds its report was first seen
@@ -223,8 +221,16 @@ class Flywheel:
     trigger_retries: int = 0  # landing triggers the API server answered with a 5xx, then retried
     retraining: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def model(self) -> str:
+        return self.spec.model_name
+
+    @property
+    def data_root(self) -> str:
+        return self.spec.data_root
+
     def dag(self, base: str) -> str:
-        return f"{base}_{self.model}"
+        return self.spec.name(base)
 
 
 def prepare(top: Topology, fleet: list[Flywheel]) -> None:
@@ -325,6 +331,7 @@ def retraining_runs(top: Topology, fw: Flywheel) -> None:
 
 
 def run_topology(name: str, flywheels: int, waves: list[str], timeout: float, scratch: Path) -> dict[str, Any]:
+    from airflow_agentic import config
     from airflow_agentic.flywheel import demo
 
     demo.quiet_libraries()
@@ -337,7 +344,7 @@ def run_topology(name: str, flywheels: int, waves: list[str], timeout: float, sc
         top = start_stack(root / "stack", models) if name == "stack" else start_standalone(root, models, exits)
         exits.callback(top.stop)
         result["started_seconds"] = top.started_seconds
-        fleet = [Flywheel(m, f"{top.data_root}/fleet/{m}") for m in models]
+        fleet = [Flywheel(config.fleet_member(top.data_root, m)) for m in models]
         sampler = None
         try:
             prepare(top, fleet)
@@ -362,7 +369,8 @@ def run_topology(name: str, flywheels: int, waves: list[str], timeout: float, sc
         if sampler is not None:
             result["components"] = sampler.stop()
         result["load_after"] = uptime()
-        result["per_flywheel"] = [fw.__dict__ for fw in fleet]
+        result["per_flywheel"] = [{**{k: v for k, v in fw.__dict__.items() if k != "spec"}, "model": fw.model,
+                                   "data_root": fw.data_root} for fw in fleet]
     return result
 
 
